@@ -1,0 +1,52 @@
+# Junction — the two commands that matter: `make run` and `make test`.
+GO       ?= go
+BIN      := bin/junction
+PKGS     := ./...
+# Fuzz targets: package and name. `make test` runs each briefly, `make fuzz` longer.
+FUZZ     := codec:FuzzUnpack codec:FuzzFrameReader pki:FuzzParsePEM ledger:FuzzDecodeAccount ledger:FuzzDecodeTransfer
+FUZZTIME ?= 60s
+# The race detector needs cgo and a C compiler; without them the tests run without it.
+RACE     ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
+
+.PHONY: all build run test unit fuzz-brief fuzz bench lint vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/junction
+
+# The all-in-one switch with demo data; creates ./var on first start.
+run: build
+	./$(BIN) up
+
+# vet, the whole test suite, then every fuzz target for a few seconds.
+test: vet unit fuzz-brief
+
+vet:
+	$(GO) vet $(PKGS)
+
+unit:
+	@[ -n "$(RACE)" ] || echo "note: no C compiler for the race detector; testing without -race"
+	$(GO) test $(RACE) -count=1 -timeout 8m $(PKGS)
+
+fuzz-brief:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+
+fuzz:
+	@set -e; for t in $(FUZZ); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz ./$$pkg $$name ($(FUZZTIME))"; \
+		log=$$(mktemp); \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) ./$$pkg > $$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; \
+		rm -f $$log; \
+	done
+
+# Benchmarks beside the code: codec vs moov-io, routing, ledger.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./codec ./routing ./ledger
+
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf bin var

@@ -1,0 +1,220 @@
+package allinone
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/junction-switch/junction/routing"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the all-in-one deployment: channel listeners, regional ledger
+// shards, routes, where files live. DefaultConfig is what `junction up`
+// runs without -c; a file given with -c overrides the keys it names.
+type Config struct {
+	PKIDir   string         `yaml:"pki_dir"`  // dev CA, server and client certificates; created when missing
+	DataDir  string         `yaml:"data_dir"` // one badger directory per region under ledger/
+	HTTP     string         `yaml:"http"`     // /metrics, /healthz, /readyz
+	Demo     bool           `yaml:"demo"`     // seed the demo accounts on start (idempotent)
+	Limits   Limits         `yaml:"limits"`
+	Channels []Channel      `yaml:"channels"`
+	Regions  []Region       `yaml:"regions"`
+	Routes   []routing.Rule `yaml:"routes"`
+	Ledger   LedgerSettings `yaml:"ledger"`
+	Switch   SwitchSettings `yaml:"switch"`
+}
+
+// Limits apply to every channel listener.
+type Limits struct {
+	MaxFrame         int           `yaml:"max_frame"`
+	MaxInFlight      int           `yaml:"max_in_flight"`
+	MaxConns         int           `yaml:"max_conns"`
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	IdleTimeout      time.Duration `yaml:"idle_timeout"`
+	WriteTimeout     time.Duration `yaml:"write_timeout"`
+}
+
+// Channel is one mutual-TLS listener.
+type Channel struct {
+	Name        string   `yaml:"name"`
+	Listen      string   `yaml:"listen"`
+	Institution string   `yaml:"institution"` // acquiring institution id stamped into field 32
+	AllowCN     []string `yaml:"allow_cn"`    // client certificate names allowed; default: the channel name
+}
+
+// Region is one regional ledger shard.
+type Region struct {
+	Name string `yaml:"name"`
+}
+
+// LedgerSettings tune every shard.
+type LedgerSettings struct {
+	MaxBatch int `yaml:"max_batch"` // requests per durable commit
+}
+
+// SwitchSettings tune the pipeline.
+type SwitchSettings struct {
+	Timeout time.Duration `yaml:"timeout"` // one destination exchange
+}
+
+// DemoBIN is the BIN of the demo cards; the two digits after it are the
+// region code (GB/T 2260 province codes: 11 Beijing, 31 Shanghai).
+const DemoBIN = "629990"
+
+// DefaultConfig is the demo deployment: five channels on 8583–8587, two
+// regions, the demo card range routed by region code.
+func DefaultConfig() Config {
+	return Config{
+		PKIDir:  "var/pki",
+		DataDir: "var/data",
+		HTTP:    "127.0.0.1:9583",
+		Demo:    true,
+		Limits: Limits{
+			MaxFrame:         8192,
+			MaxInFlight:      64,
+			MaxConns:         10000,
+			HandshakeTimeout: 10 * time.Second,
+			IdleTimeout:      5 * time.Minute,
+			WriteTimeout:     30 * time.Second,
+		},
+		Channels: []Channel{
+			{Name: "pos", Listen: "127.0.0.1:8583", Institution: "10000001"},
+			{Name: "kiosk", Listen: "127.0.0.1:8584", Institution: "10000002"},
+			{Name: "web", Listen: "127.0.0.1:8585", Institution: "10000003"},
+			{Name: "bank", Listen: "127.0.0.1:8586", Institution: "10000004"},
+			{Name: "hotline", Listen: "127.0.0.1:8587", Institution: "10000005"},
+		},
+		Regions: []Region{{Name: "beijing"}, {Name: "shanghai"}},
+		Routes: []routing.Rule{{
+			Name: "demo-cards", BIN: DemoBIN, Luhn: true, MinLength: 16, MaxLength: 19,
+			Region:  &routing.RegionCode{Offset: 6, Length: 2},
+			Regions: map[string]string{"11": "beijing", "31": "shanghai"},
+		}},
+		Ledger: LedgerSettings{MaxBatch: 256},
+		Switch: SwitchSettings{Timeout: 10 * time.Second},
+	}
+}
+
+// LoadConfig reads a YAML file over DefaultConfig. Unknown keys are errors,
+// reported with their line; then the whole configuration is validated.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	// A list in the file replaces the default list as a whole: a file that
+	// names two channels runs two channels.
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file means all defaults
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("config %s:\n%w", path, err)
+	}
+	return cfg, nil
+}
+
+var channelName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+
+// Validate checks the whole configuration and returns every problem, each
+// naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.PKIDir == "" {
+		bad("pki_dir", "is empty")
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "is empty")
+	}
+	if c.HTTP != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+			bad("http", "%v", err)
+		}
+	}
+	l := c.Limits
+	if l.MaxFrame < 64 || l.MaxFrame > 65535 {
+		bad("limits.max_frame", "%d must be 64–65535 (2-byte length header)", l.MaxFrame)
+	}
+	if l.MaxInFlight < 1 {
+		bad("limits.max_in_flight", "%d must be at least 1", l.MaxInFlight)
+	}
+	if l.MaxConns < 1 {
+		bad("limits.max_conns", "%d must be at least 1", l.MaxConns)
+	}
+	for key, d := range map[string]time.Duration{
+		"limits.handshake_timeout": l.HandshakeTimeout, "limits.idle_timeout": l.IdleTimeout,
+		"limits.write_timeout": l.WriteTimeout, "switch.timeout": c.Switch.Timeout,
+	} {
+		if d <= 0 {
+			bad(key, "%v must be positive", d)
+		}
+	}
+	if c.Ledger.MaxBatch < 1 || c.Ledger.MaxBatch > 8192 {
+		bad("ledger.max_batch", "%d must be 1–8192", c.Ledger.MaxBatch)
+	}
+
+	if len(c.Channels) == 0 {
+		bad("channels", "no channel to listen on")
+	}
+	names, addrs := map[string]bool{}, map[string]string{}
+	for i, ch := range c.Channels {
+		key := fmt.Sprintf("channels[%d]", i)
+		if !channelName.MatchString(ch.Name) {
+			bad(key+".name", "%q must be lowercase letters, digits and dashes", ch.Name)
+		} else if names[ch.Name] {
+			bad(key+".name", "%q is used twice", ch.Name)
+		}
+		names[ch.Name] = true
+		if _, _, err := net.SplitHostPort(ch.Listen); err != nil {
+			bad(key+".listen", "%v", err)
+		} else if other, dup := addrs[ch.Listen]; dup && !strings.HasSuffix(ch.Listen, ":0") {
+			bad(key+".listen", "%s is also the address of channel %s", ch.Listen, other)
+		}
+		addrs[ch.Listen] = ch.Name
+		if ch.Institution == "" || len(ch.Institution) > 11 || !allDigits(ch.Institution) {
+			bad(key+".institution", "%q must be 1–11 digits (field 32)", ch.Institution)
+		}
+	}
+
+	if len(c.Regions) == 0 {
+		bad("regions", "no regional ledger shard")
+	}
+	dests := map[string]bool{}
+	for i, r := range c.Regions {
+		key := fmt.Sprintf("regions[%d].name", i)
+		if !channelName.MatchString(r.Name) {
+			bad(key, "%q must be lowercase letters, digits and dashes (it names a directory)", r.Name)
+		} else if dests[r.Name] {
+			bad(key, "%q is used twice", r.Name)
+		}
+		dests[r.Name] = true
+	}
+	if len(c.Routes) == 0 {
+		bad("routes", "no route: every transaction would be declined")
+	}
+	if _, err := routing.NewTable(c.Routes, dests); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

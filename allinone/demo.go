@@ -1,0 +1,96 @@
+package allinone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/junction-switch/junction/codec"
+	"github.com/junction-switch/junction/ledger"
+	"github.com/junction-switch/junction/routing"
+)
+
+// DemoAccount is a card the demo deployment opens, with its opening
+// balance in fen (CNY, currency 156).
+type DemoAccount struct {
+	PAN     string
+	Name    string
+	Opening int64
+}
+
+// DemoCurrency is the demo accounts' currency: CNY.
+const DemoCurrency = 156
+
+// DemoAccounts are the demo cards. Their PANs are Luhn-valid, in the demo
+// BIN 629990; digits 7–8 are the region code that routes them (11 Beijing,
+// 31 Shanghai).
+func DemoAccounts() []DemoAccount {
+	return []DemoAccount{
+		{PAN: "6299901100000013", Name: "demo beijing 1", Opening: 20_000_000}, // 200 000.00 CNY
+		{PAN: "6299901100000021", Name: "demo beijing 2", Opening: 50_000},     // 500.00 CNY
+		{PAN: "6299903100000019", Name: "demo shanghai 1", Opening: 5_000_000}, // 50 000.00 CNY
+		{PAN: "6299903100000027", Name: "demo shanghai 2", Opening: 1_000},     // 10.00 CNY
+	}
+}
+
+// seedDemo opens the demo cards and books their opening deposits. It is
+// idempotent: an existing card is kept, and each opening deposit carries a
+// fixed transaction id, so a restart replays it instead of booking it again.
+func seedDemo(ctx context.Context, routes *routing.Table, shards map[string]*ledger.Shard) error {
+	for _, a := range DemoAccounts() {
+		d := routes.Route([]byte(a.PAN))
+		s := shards[d.Destination]
+		if s == nil {
+			return fmt.Errorf("demo: card %s routes to %q, which is not a region (rule %q, decline %q)",
+				codec.MaskPAN([]byte(a.PAN)), d.Destination, d.Rule, d.Decline)
+		}
+		_, err := s.OpenAccount(ctx, ledger.AccountSpec{
+			Type: ledger.Card, Currency: DemoCurrency, Name: a.Name, PAN: a.PAN, NoOverdraft: true,
+		})
+		if err != nil && !errors.Is(err, ledger.ErrPANBound) {
+			return fmt.Errorf("demo: open %s: %w", codec.MaskPAN([]byte(a.PAN)), err)
+		}
+		res, err := s.Do(ctx, &ledger.Request{
+			Op: ledger.OpDeposit, ID: ledger.NewTxID([]byte("demo-opening-deposit"), []byte(a.PAN)),
+			PAN: a.PAN, Amount: a.Opening, Currency: DemoCurrency,
+		})
+		if err != nil {
+			return fmt.Errorf("demo: opening deposit %s: %w", codec.MaskPAN([]byte(a.PAN)), err)
+		}
+		if res.Code != ledger.Approved {
+			return fmt.Errorf("demo: opening deposit %s declined %s", codec.MaskPAN([]byte(a.PAN)), res.Code)
+		}
+	}
+	return nil
+}
+
+// Summary writes, in a few lines, where everything is and a first command
+// to try.
+func (n *Node) Summary(w io.Writer) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "junction up: ISO 8583 switch with %d regional ledger shards\n", len(n.shards))
+	names := make([]string, 0, len(n.addrs))
+	for name := range n.addrs {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return n.addrs[names[i]].String() < n.addrs[names[j]].String() })
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = fmt.Sprintf("%s %s", name, n.addrs[name])
+	}
+	fmt.Fprintf(&b, "  channels (mutual TLS): %s\n", strings.Join(parts, ", "))
+	if n.httpAddr != nil {
+		fmt.Fprintf(&b, "  http: http://%s/metrics  /healthz  /readyz\n", n.httpAddr)
+	}
+	fmt.Fprintf(&b, "  pki: %s (dev CA, server and client certificates)   data: %s\n", n.cfg.PKIDir, n.cfg.DataDir)
+	if n.cfg.Demo {
+		demo := DemoAccounts()[0]
+		fmt.Fprintf(&b, "  demo cards: %d seeded, e.g. %s with %s\n", len(DemoAccounts()), demo.PAN, ledger.FormatAmount(demo.Opening, DemoCurrency))
+		fmt.Fprintf(&b, "  try: ./bin/junction send --channel pos --pan %s --amount 12.34 --type purchase\n", demo.PAN)
+	}
+	b.WriteString("  Ctrl-C drains and stops.\n")
+	io.WriteString(w, b.String())
+}

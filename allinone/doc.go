@@ -1,0 +1,14 @@
+// Package allinone assembles the embedded deployment that `junction up`
+// runs: one process holding the channel listeners (package front), the
+// switch (package switch), one ledger shard per region (package ledger) and
+// an HTTP endpoint for /metrics, /healthz and /readyz.
+//
+// Start creates what a fresh machine lacks: the dev PKI under PKIDir
+// (package pki) and the badger directories under DataDir; with Demo set it
+// seeds the demo cards, idempotently. Shutdown drains the channels, then
+// closes the shards, so that every approval sent is committed and nothing
+// queued is lost.
+//
+// The package holds wiring and configuration only; each job lives in the
+// package named for it.
+package allinone

@@ -1,0 +1,533 @@
+package allinone_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/junction-switch/junction/allinone"
+	"github.com/junction-switch/junction/codec"
+	"github.com/junction-switch/junction/front"
+	"github.com/junction-switch/junction/ledger"
+	"github.com/junction-switch/junction/pki"
+)
+
+const (
+	richPAN = "6299901100000013" // beijing, 200 000.00 CNY
+	poorPAN = "6299901100000021" // beijing, 500.00 CNY
+	shPAN   = "6299903100000019" // shanghai, 50 000.00 CNY
+)
+
+// testConfig is the demo deployment on free ports with its files in dir.
+func testConfig(dir string) allinone.Config {
+	cfg := allinone.DefaultConfig()
+	cfg.PKIDir = dir + "/pki"
+	cfg.DataDir = dir + "/data"
+	cfg.HTTP = "127.0.0.1:0"
+	for i := range cfg.Channels {
+		cfg.Channels[i].Listen = "127.0.0.1:0"
+	}
+	return cfg
+}
+
+func start(t *testing.T, cfg allinone.Config) *allinone.Node {
+	t.Helper()
+	n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n.Shutdown(ctx)
+	})
+	return n
+}
+
+func clientTLS(t *testing.T, cfg allinone.Config, channel string) *tls.Config {
+	t.Helper()
+	cert, key := pki.ClientFiles(cfg.PKIDir, channel)
+	c, err := front.ClientTLS(front.TLSFiles{Cert: cert, Key: key, CA: pki.CAFile(cfg.PKIDir)}, "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func dial(t *testing.T, n *allinone.Node, cfg allinone.Config, channel string) *front.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := front.Dial(ctx, n.Addr(channel).String(), clientTLS(t, cfg, channel), n.Dialect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+var stanSeq struct {
+	sync.Mutex
+	n uint32
+}
+
+func nextSTAN() uint32 {
+	stanSeq.Lock()
+	defer stanSeq.Unlock()
+	stanSeq.n++
+	return stanSeq.n
+}
+
+func txn(typ, pan string, amount int64) front.Txn {
+	return front.Txn{
+		Type: typ, PAN: pan, Amount: amount, Currency: 156, STAN: nextSTAN(),
+		Terminal: "TERM0001", Merchant: "E2E SHOP", Time: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC),
+	}
+}
+
+func exchange(t *testing.T, c *front.Client, d *codec.Dialect, tx front.Txn) *codec.Message {
+	t.Helper()
+	req, resp := codec.NewMessage(d), codec.NewMessage(d)
+	if err := tx.Build(d, req); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Exchange(ctx, req, resp); err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func balance(t *testing.T, n *allinone.Node, region, pan string) int64 {
+	t.Helper()
+	a, err := n.Shard(region).AccountByPAN(pan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Balance()
+}
+
+func journalLen(t *testing.T, n *allinone.Node, region string) int {
+	t.Helper()
+	j, err := n.Shard(region).Journal(1, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(j)
+}
+
+func rc(m *codec.Message) string { return string(m.Get(39)) }
+
+func TestEndToEnd(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	n := start(t, cfg)
+	d := n.Dialect()
+	pos := dial(t, n, cfg, "pos")
+
+	t.Run("a purchase is approved, booked once and debits the card by the exact amount", func(t *testing.T) {
+		before, settleBefore := balance(t, n, "beijing", richPAN), settlement(t, n, "beijing")
+		resp := exchange(t, pos, d, txn(codec.TxPurchase, richPAN, 1234))
+		if resp.MTIString() != "0210" || rc(resp) != "00" || len(resp.Get(38)) != 6 {
+			t.Fatalf("MTI %s rc %s auth %q", resp.MTIString(), rc(resp), resp.Get(38))
+		}
+		if got := balance(t, n, "beijing", richPAN); got != before-1234 {
+			t.Fatalf("balance %d, want %d", got, before-1234)
+		}
+		if got := settlement(t, n, "beijing"); got != settleBefore+1234 {
+			t.Fatalf("settlement-payable credited %d, want %d", got-settleBefore, 1234)
+		}
+		amounts, err := codec.ParseAdditionalAmounts(resp.Get(54))
+		if err != nil || len(amounts) != 2 || amounts[0].Amount != before-1234 || amounts[0].Currency != 156 {
+			t.Fatalf("field 54 %q: %+v %v", resp.Get(54), amounts, err)
+		}
+		if string(resp.Get(32)) != "10000001" {
+			t.Fatalf("field 32 = %q, want the pos channel's institution", resp.Get(32))
+		}
+	})
+
+	t.Run("a balance inquiry answers the balance in field 54 and books nothing", func(t *testing.T) {
+		j := journalLen(t, n, "shanghai")
+		resp := exchange(t, dial(t, n, cfg, "kiosk"), d, txn(codec.TxBalance, shPAN, 0))
+		amounts, err := codec.ParseAdditionalAmounts(resp.Get(54))
+		if rc(resp) != "00" || err != nil || len(amounts) != 2 {
+			t.Fatalf("rc %s, 54 %q", rc(resp), resp.Get(54))
+		}
+		if amounts[0].AmountType != codec.AmountLedger || amounts[0].Amount != balance(t, n, "shanghai", shPAN) {
+			t.Fatalf("ledger amount set %+v", amounts[0])
+		}
+		if string(resp.Get(54)[:4]) != "0001" || resp.Has(38) {
+			t.Fatalf("54 %q, 38 %q", resp.Get(54), resp.Get(38))
+		}
+		if journalLen(t, n, "shanghai") != j {
+			t.Fatal("an inquiry was journaled")
+		}
+	})
+
+	t.Run("a purchase above the balance is declined 51 and changes nothing", func(t *testing.T) {
+		before, j := balance(t, n, "beijing", poorPAN), journalLen(t, n, "beijing")
+		resp := exchange(t, pos, d, txn(codec.TxPurchase, poorPAN, before+1))
+		if rc(resp) != "51" || resp.Has(38) {
+			t.Fatalf("rc %s auth %q", rc(resp), resp.Get(38))
+		}
+		if balance(t, n, "beijing", poorPAN) != before || journalLen(t, n, "beijing") != j {
+			t.Fatal("a declined purchase changed the ledger")
+		}
+	})
+
+	t.Run("a retransmission gets the first answer and is not booked twice", func(t *testing.T) {
+		tx := txn(codec.TxPurchase, richPAN, 5000)
+		first := exchange(t, pos, d, tx)
+		after, j := balance(t, n, "beijing", richPAN), journalLen(t, n, "beijing")
+
+		again := exchange(t, dial(t, n, cfg, "pos"), d, tx) // same STAN, terminal, time, on a new connection
+		repeat := codec.NewMessage(d)
+		must(t, tx.Build(d, repeat))
+		must(t, repeat.SetMTI([4]byte{'0', '2', '0', '1'})) // the repeat MTI
+		resp := codec.NewMessage(d)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		must(t, pos.Exchange(ctx, repeat, resp))
+
+		for _, m := range []*codec.Message{again, resp} {
+			if rc(m) != "00" || !bytes.Equal(m.Get(38), first.Get(38)) || !bytes.Equal(m.Get(54), first.Get(54)) {
+				t.Fatalf("retransmission answered rc %s auth %q 54 %q; first was auth %q 54 %q",
+					rc(m), m.Get(38), m.Get(54), first.Get(38), first.Get(54))
+			}
+		}
+		if balance(t, n, "beijing", richPAN) != after || journalLen(t, n, "beijing") != j {
+			t.Fatal("a retransmission was booked")
+		}
+	})
+
+	t.Run("declines the switch decides itself carry their codes", func(t *testing.T) {
+		for _, c := range []struct {
+			pan, rc string
+		}{
+			{"6299901100000039", "14"}, // valid check digit, no such account
+			{"6299901100000011", "14"}, // bad check digit
+			{"6299905500000014", "14"}, // unknown region code
+			{"4111111111111111", "15"}, // nobody issues this BIN here
+		} {
+			if got := rc(exchange(t, pos, d, txn(codec.TxPurchase, c.pan, 100))); got != c.rc {
+				t.Errorf("%s: rc %s, want %s", codec.MaskPAN([]byte(c.pan)), got, c.rc)
+			}
+		}
+		if got := rc(exchange(t, pos, d, txn(codec.TxPurchase, shPAN, 0))); got != "13" {
+			t.Errorf("zero amount: rc %s, want 13", got)
+		}
+	})
+
+	t.Run("an echo test is answered 0810", func(t *testing.T) {
+		req, resp := codec.NewMessage(d), codec.NewMessage(d)
+		must(t, req.SetMTI([4]byte{'0', '8', '0', '0'}))
+		must(t, req.SetString(7, "1123100000"))
+		must(t, req.SetString(11, "000777"))
+		must(t, req.SetString(70, "301"))
+		must(t, pos.Send(req))
+		must(t, pos.Receive(resp))
+		if resp.MTIString() != "0810" || rc(resp) != "00" || string(resp.Get(70)) != "301" || string(resp.Get(11)) != "000777" {
+			t.Fatalf("MTI %s rc %s 70 %q", resp.MTIString(), rc(resp), resp.Get(70))
+		}
+	})
+
+	t.Run("pipelined requests on one connection are all answered", func(t *testing.T) {
+		c := dial(t, n, cfg, "web")
+		before := balance(t, n, "shanghai", shPAN)
+		const count = 200
+		want := map[string]bool{}
+		for i := 0; i < count; i++ {
+			req := codec.NewMessage(d)
+			tx := txn(codec.TxPurchase, shPAN, 1)
+			must(t, tx.Build(d, req))
+			want[string(req.Get(11))] = true
+			must(t, c.Send(req))
+		}
+		resp := codec.NewMessage(d)
+		for i := 0; i < count; i++ {
+			must(t, c.Receive(resp))
+			if rc(resp) != "00" || !want[string(resp.Get(11))] {
+				t.Fatalf("answer %d: rc %s stan %s", i, rc(resp), resp.Get(11))
+			}
+			delete(want, string(resp.Get(11)))
+		}
+		if got := balance(t, n, "shanghai", shPAN); got != before-count {
+			t.Fatalf("balance %d, want %d", got, before-count)
+		}
+	})
+
+	t.Run("concurrent connections on every channel are served", func(t *testing.T) {
+		before := balance(t, n, "beijing", richPAN)
+		var wg sync.WaitGroup
+		errs := make(chan error, 50)
+		for _, ch := range []string{"pos", "kiosk", "web", "bank", "hotline"} {
+			c := dial(t, n, cfg, ch)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 10; i++ {
+					req, resp := codec.NewMessage(d), codec.NewMessage(d)
+					tx := txn(codec.TxPurchase, richPAN, 100)
+					if err := tx.Build(d, req); err != nil {
+						errs <- err
+						return
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					err := c.Exchange(ctx, req, resp)
+					cancel()
+					if err != nil || rc(resp) != "00" {
+						errs <- fmt.Errorf("%s: rc %s err %v", ch, rc(resp), err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if got := balance(t, n, "beijing", richPAN); got != before-50*100 {
+			t.Fatalf("balance %d, want %d", got, before-5000)
+		}
+	})
+
+	t.Run("the ledgers balance: debits equal credits and the journal replays to the accounts", func(t *testing.T) {
+		for _, region := range []string{"beijing", "shanghai"} {
+			if _, err := n.Shard(region).Verify(); err != nil {
+				t.Errorf("%s: %v", region, err)
+			}
+		}
+	})
+
+	t.Run("metrics count requests by channel and response code", func(t *testing.T) {
+		body := get(t, "http://"+n.HTTPAddr().String()+"/metrics")
+		for _, want := range []string{
+			`junction_switch_requests_total{channel="pos",mti="0200",rc="00"}`,
+			`junction_switch_requests_total{channel="pos",mti="0200",rc="51"}`,
+			`junction_switch_request_duration_seconds_bucket{channel="web"`,
+			`junction_front_connections_open{channel="pos"}`,
+			`junction_ledger_batch_size_bucket`,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		if strings.Contains(body, richPAN) {
+			t.Error("metrics expose a PAN")
+		}
+		if get(t, "http://"+n.HTTPAddr().String()+"/readyz") != "ready\n" {
+			t.Error("not ready")
+		}
+	})
+}
+
+func settlement(t *testing.T, n *allinone.Node, region string) int64 {
+	t.Helper()
+	a, err := n.Shard(region).Account(ledger.SettlementPayableID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Balance()
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// eventually polls cond until it holds or 10 seconds pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	n := start(t, cfg)
+	d := n.Dialect()
+
+	t.Run("a malformed field is answered 30 with the STAN echoed", func(t *testing.T) {
+		c := dial(t, n, cfg, "pos")
+		req := codec.NewMessage(d)
+		must(t, txn(codec.TxPurchase, richPAN, 100).Build(d, req))
+		wire, err := req.Pack(nil)
+		must(t, err)
+		bad := bytes.Replace(wire, []byte("TERM0001"), []byte("TERM\x01001"), 1)
+		must(t, c.SendRaw(bad))
+		resp := codec.NewMessage(d)
+		must(t, c.Receive(resp))
+		if resp.MTIString() != "0210" || rc(resp) != "30" || !bytes.Equal(resp.Get(11), req.Get(11)) {
+			t.Fatalf("MTI %s rc %s stan %q", resp.MTIString(), rc(resp), resp.Get(11))
+		}
+		// The connection stays usable.
+		if got := rc(exchange(t, c, d, txn(codec.TxBalance, richPAN, 0))); got != "00" {
+			t.Fatalf("after a format error: rc %s", got)
+		}
+	})
+
+	t.Run("a request without the fields routing needs is answered 30", func(t *testing.T) {
+		c := dial(t, n, cfg, "pos")
+		req := codec.NewMessage(d)
+		must(t, txn(codec.TxPurchase, richPAN, 100).Build(d, req))
+		req.Del(2)
+		resp := codec.NewMessage(d)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		must(t, c.Exchange(ctx, req, resp))
+		if rc(resp) != "30" {
+			t.Fatalf("rc %s", rc(resp))
+		}
+	})
+
+	closes := func(t *testing.T, payload []byte, raw bool) {
+		t.Helper()
+		c := dial(t, n, cfg, "pos")
+		if raw {
+			must(t, c.WriteRaw(payload))
+		} else {
+			must(t, c.SendRaw(payload))
+		}
+		resp := codec.NewMessage(d)
+		if err := c.Receive(resp); err == nil {
+			t.Fatalf("got an answer %s, want the connection closed", resp.MTIString())
+		}
+	}
+	t.Run("a frame without a readable MTI closes the connection", func(t *testing.T) {
+		closes(t, []byte("garbage, not ISO 8583"), false)
+	})
+	t.Run("a frame above the size limit closes the connection", func(t *testing.T) {
+		closes(t, []byte{0xff, 0xff, 'x'}, true)
+	})
+
+	t.Run("the switch keeps serving after bad input", func(t *testing.T) {
+		if got := rc(exchange(t, dial(t, n, cfg, "pos"), d, txn(codec.TxBalance, richPAN, 0))); got != "00" {
+			t.Fatalf("rc %s", got)
+		}
+	})
+
+	handshakeFails := func(t *testing.T, channel string, tlsCfg *tls.Config) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := front.Dial(ctx, n.Addr(channel).String(), tlsCfg, d)
+		if err == nil {
+			// TLS 1.3 clients learn of a refused certificate on the first read.
+			defer c.Close()
+			req := codec.NewMessage(d)
+			must(t, txn(codec.TxBalance, richPAN, 0).Build(d, req))
+			c.Send(req)
+			if err = c.Receive(codec.NewMessage(d)); err == nil {
+				t.Fatal("served without a valid client certificate")
+			}
+		}
+	}
+	t.Run("a client without a certificate is refused at the handshake", func(t *testing.T) {
+		cfgNoCert := clientTLS(t, cfg, "pos")
+		cfgNoCert.Certificates = nil
+		handshakeFails(t, "pos", cfgNoCert)
+	})
+	t.Run("a certificate from another CA is refused at the handshake", func(t *testing.T) {
+		rogue, err := pki.NewAuthority("rogue CA", time.Now())
+		must(t, err)
+		certPEM, keyPEM, err := rogue.Issue(pki.Request{CommonName: "pos", Client: true, Now: time.Now()})
+		must(t, err)
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		must(t, err)
+		c := clientTLS(t, cfg, "pos")
+		c.Certificates = nil
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+		handshakeFails(t, "pos", c)
+	})
+	t.Run("another channel's certificate is refused on this channel", func(t *testing.T) {
+		handshakeFails(t, "pos", clientTLS(t, cfg, "kiosk"))
+	})
+	t.Run("refusals are counted", func(t *testing.T) {
+		// The server counts a refusal after the client has seen it: poll.
+		for _, want := range []string{
+			`junction_front_handshake_failures_total{channel="pos"} 3`,
+			`junction_front_connections_closed_total{channel="pos",reason="unreadable"} 1`,
+			`junction_front_connections_closed_total{channel="pos",reason="frame_too_large"} 1`,
+			`junction_front_malformed_total{channel="pos"} 2`,
+		} {
+			eventually(t, "metrics show "+want, func() bool {
+				return strings.Contains(get(t, "http://"+n.HTTPAddr().String()+"/metrics"), want)
+			})
+		}
+	})
+}
+
+func TestRestartKeepsTheLedger(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	n := start(t, cfg)
+	resp := exchange(t, dial(t, n, cfg, "pos"), n.Dialect(), txn(codec.TxPurchase, richPAN, 777))
+	if rc(resp) != "00" {
+		t.Fatalf("rc %s", rc(resp))
+	}
+	want := balance(t, n, "beijing", richPAN)
+	j := journalLen(t, n, "beijing")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	must(t, n.Shutdown(ctx))
+
+	again := start(t, testConfig(dir))
+	if got := balance(t, again, "beijing", richPAN); got != want {
+		t.Fatalf("after restart balance %d, want %d", got, want)
+	}
+	if got := journalLen(t, again, "beijing"); got != j {
+		t.Fatalf("after restart journal has %d entries, want %d (demo seeding must not book twice)", got, j)
+	}
+	if _, err := again.Shard("beijing").Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStartRefusesABrokenConfiguration(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Regions = nil
+	cfg.Channels[1].Institution = "ABC"
+	_, err := allinone.Start(cfg, nil)
+	if err == nil {
+		t.Fatal("started")
+	}
+	for _, want := range []string{"regions: no regional ledger shard", "channels[1].institution", `unknown destination "beijing"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		t.Fatal("unexpected")
+	}
+}

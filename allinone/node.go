@@ -1,0 +1,215 @@
+package allinone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/junction-switch/junction/codec"
+	"github.com/junction-switch/junction/front"
+	"github.com/junction-switch/junction/ledger"
+	"github.com/junction-switch/junction/pki"
+	"github.com/junction-switch/junction/routing"
+	switching "github.com/junction-switch/junction/switch"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Node is a running all-in-one deployment: the channel listeners, the
+// switch, one ledger shard per region and the HTTP endpoint, in one process.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	registry *prometheus.Registry
+	dialect  *codec.Dialect
+
+	shards   map[string]*ledger.Shard
+	front    *front.Server
+	addrs    map[string]net.Addr // channel → bound address
+	http     *http.Server
+	httpAddr net.Addr
+	created  []string // PKI files created at start
+
+	ready atomic.Bool
+}
+
+// Start brings a node up: the dev PKI (created when missing), the ledger
+// shards (demo accounts seeded when cfg.Demo), the switch, one listener per
+// channel and the HTTP endpoint. On error everything started is stopped.
+func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	n = &Node{
+		cfg:      cfg,
+		log:      log,
+		registry: prometheus.NewRegistry(),
+		dialect:  codec.ISO87ASCII(),
+		shards:   map[string]*ledger.Shard{},
+		addrs:    map[string]net.Addr{},
+	}
+	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	defer func() {
+		if err != nil {
+			n.stop(context.Background())
+			n = nil
+		}
+	}()
+
+	channels := make([]string, len(cfg.Channels))
+	for i, ch := range cfg.Channels {
+		channels[i] = ch.Name
+	}
+	n.created, err = pki.EnsureDev(cfg.PKIDir, pki.DevOptions{Channels: channels, Hosts: []string{"localhost", "127.0.0.1"}})
+	if err != nil {
+		return nil, err
+	}
+
+	dests := map[string]switching.Destination{}
+	for _, r := range cfg.Regions {
+		s, err := ledger.Open(ledger.Options{
+			Dir:        filepath.Join(cfg.DataDir, "ledger", r.Name),
+			Region:     r.Name,
+			Logger:     log,
+			Registerer: n.registry,
+			MaxBatch:   cfg.Ledger.MaxBatch,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("region %s: %w", r.Name, err)
+		}
+		n.shards[r.Name] = s
+		dests[r.Name] = ledger.NewHost(s)
+	}
+
+	routes, err := routing.NewTable(cfg.Routes, nil)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Demo {
+		if err := seedDemo(context.Background(), routes, n.shards); err != nil {
+			return nil, err
+		}
+	}
+	sw, err := switching.New(switching.Options{
+		Routes: routes, Destinations: dests, Logger: log, Registerer: n.registry, Timeout: cfg.Switch.Timeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	n.front = front.NewServer(front.Options{Handler: sw, Logger: log, Registerer: n.registry})
+	cert, key := pki.ServerFiles(cfg.PKIDir)
+	for _, ch := range cfg.Channels {
+		allow := ch.AllowCN
+		if len(allow) == 0 {
+			allow = []string{ch.Name}
+		}
+		tlsCfg, err := front.ServerTLS(front.TLSFiles{Cert: cert, Key: key, CA: pki.CAFile(cfg.PKIDir)}, allow)
+		if err != nil {
+			return nil, err
+		}
+		addr, err := n.front.Listen(front.Channel{
+			Name: ch.Name, Addr: ch.Listen, Institution: ch.Institution, TLS: tlsCfg, Dialect: n.dialect,
+			MaxFrame: cfg.Limits.MaxFrame, MaxInFlight: cfg.Limits.MaxInFlight, MaxConns: cfg.Limits.MaxConns,
+			HandshakeTimeout: cfg.Limits.HandshakeTimeout, IdleTimeout: cfg.Limits.IdleTimeout,
+			WriteTimeout: cfg.Limits.WriteTimeout,
+		})
+		if err != nil {
+			return nil, err
+		}
+		n.addrs[ch.Name] = addr
+	}
+
+	if cfg.HTTP != "" {
+		if err := n.serveHTTP(); err != nil {
+			return nil, err
+		}
+	}
+	n.ready.Store(true)
+	log.Info("junction up", "channels", len(n.addrs), "regions", len(n.shards))
+	return n, nil
+}
+
+func (n *Node) serveHTTP() error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{Registry: n.registry}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !n.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	ln, err := net.Listen("tcp", n.cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	n.httpAddr = ln.Addr()
+	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Shutdown stops the node cleanly: it reports not ready, drains the
+// channels (every request in flight is answered and written), closes the
+// ledger shards (everything queued is committed) and stops HTTP last, so
+// that the drain can be watched.
+func (n *Node) Shutdown(ctx context.Context) error {
+	return n.stop(ctx)
+}
+
+func (n *Node) stop(ctx context.Context) error {
+	n.ready.Store(false)
+	var errs []error
+	if n.front != nil {
+		if err := n.front.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain: %w", err))
+		}
+	}
+	for name, s := range n.shards {
+		if err := s.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("region %s: %w", name, err))
+		}
+	}
+	if n.http != nil {
+		if err := n.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Addr is the bound address of a channel listener (nil if none).
+func (n *Node) Addr(channel string) net.Addr { return n.addrs[channel] }
+
+// HTTPAddr is the bound address of the HTTP endpoint (nil if disabled).
+func (n *Node) HTTPAddr() net.Addr { return n.httpAddr }
+
+// Shard is the ledger shard of a region.
+func (n *Node) Shard(region string) *ledger.Shard { return n.shards[region] }
+
+// Dialect is the channels' dialect.
+func (n *Node) Dialect() *codec.Dialect { return n.dialect }
+
+// Registry is the node's Prometheus registry.
+func (n *Node) Registry() *prometheus.Registry { return n.registry }
+
+// CreatedPKI lists the certificate files this start created.
+func (n *Node) CreatedPKI() []string { return n.created }

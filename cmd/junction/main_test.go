@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/junction-switch/junction/allinone"
+	"github.com/junction-switch/junction/codec"
+	"github.com/junction-switch/junction/front"
+)
+
+func junction(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func startNode(t *testing.T) (*allinone.Node, allinone.Config) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := allinone.DefaultConfig()
+	cfg.PKIDir, cfg.DataDir, cfg.HTTP = dir+"/pki", dir+"/data", ""
+	for i := range cfg.Channels {
+		cfg.Channels[i].Listen = "127.0.0.1:0"
+	}
+	n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n.Shutdown(ctx)
+	})
+	return n, cfg
+}
+
+func TestSend(t *testing.T) {
+	n, cfg := startNode(t)
+	const pan = "6299901100000013"
+	args := func(extra ...string) []string {
+		return append([]string{"send", "--channel", "pos", "--addr", n.Addr("pos").String(), "--pki", cfg.PKIDir}, extra...)
+	}
+
+	t.Run("a purchase prints masked dumps and the outcome", func(t *testing.T) {
+		code, out, errOut := junction(t, args("--pan", pan, "--amount", "12.34", "--type", "purchase")...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		for _, want := range []string{"MTI 0200", "MTI 0210", "629990******0013", "approved (00)", "ledger balance 199987.66 CNY"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, pan) || strings.Contains(errOut, pan) {
+			t.Errorf("output shows the full PAN:\n%s", out)
+		}
+	})
+
+	t.Run("the printed retransmit flags get the first answer back", func(t *testing.T) {
+		flags := []string{"--pan", pan, "--amount", "1.00", "--stan", "4242", "--time", "2026-11-23T09:00:00Z"}
+		_, first, _ := junction(t, args(flags...)...)
+		_, second, _ := junction(t, args(flags...)...)
+		last := func(s string) string { lines := strings.Split(strings.TrimSpace(s), "\n"); return lines[len(lines)-2] }
+		if last(first) != last(second) || !strings.Contains(last(first), "approved") {
+			t.Fatalf("first %q, retransmission %q", last(first), last(second))
+		}
+	})
+
+	t.Run("a balance inquiry prints the balance", func(t *testing.T) {
+		code, out, _ := junction(t, args("--pan", pan, "--type", "balance")...)
+		if code != 0 || !strings.Contains(out, "available 199986.66 CNY") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+
+	t.Run("an amount with too many decimals is refused before sending", func(t *testing.T) {
+		code, _, errOut := junction(t, args("--pan", pan, "--amount", "1.234")...)
+		if code != 1 || !strings.Contains(errOut, "more than 2 decimals") {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+	})
+
+	t.Run("a missing PKI is explained", func(t *testing.T) {
+		code, _, errOut := junction(t, "send", "--pan", pan, "--amount", "1", "--addr", n.Addr("pos").String(), "--pki", t.TempDir())
+		if code != 1 || !strings.Contains(errOut, "junction up") {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+	})
+}
+
+func TestUpCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("http: 127.0.0.1:9999\nlimits:\n  max_frame: 4096\n"), 0o644)
+	if code, out, errOut := junction(t, "up", "-c", good, "-t"); code != 0 || !strings.Contains(out, "configuration ok") {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("limits:\n  max_frame: 70000\nchanels: []\n"), 0o644)
+	code, _, errOut := junction(t, "up", "-c", bad, "-t")
+	if code != 1 || !strings.Contains(errOut, "line 3: field chanels not found") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	os.WriteFile(bad, []byte("limits:\n  max_frame: 70000\nregions: []\n"), 0o644)
+	code, _, errOut = junction(t, "up", "-c", bad, "-t")
+	if code != 1 || !strings.Contains(errOut, "limits.max_frame") || !strings.Contains(errOut, "regions: no regional ledger shard") {
+		t.Fatalf("want every problem reported, exit %d: %s", code, errOut)
+	}
+}
+
+func TestCodecDescribe(t *testing.T) {
+	d := codec.ISO87ASCII()
+	m := codec.NewMessage(d)
+	tx := front.Txn{Type: codec.TxPurchase, PAN: "6299901100000013", Amount: 100, Currency: 156, STAN: 1, Terminal: "T0000001", Time: time.Now()}
+	if err := tx.Build(d, m); err != nil {
+		t.Fatal(err)
+	}
+	wire, _ := m.Pack(nil)
+	in := filepath.Join(t.TempDir(), "msg.hex")
+	os.WriteFile(in, []byte(hex.EncodeToString(wire)), 0o644)
+	code, out, errOut := junction(t, "codec", "describe", in)
+	if code != 0 || !strings.Contains(out, "629990******0013") || strings.Contains(out, "6299901100000013") {
+		t.Fatalf("exit %d: %s\n%s", code, out, errOut)
+	}
+
+	os.WriteFile(in, []byte(hex.EncodeToString(wire[:len(wire)-3])), 0o644)
+	code, _, errOut = junction(t, "codec", "describe", in)
+	if code != 1 || !strings.Contains(errOut, "field 49") {
+		t.Fatalf("a truncated message: exit %d: %s", code, errOut)
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	if code, _, errOut := junction(t, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}

@@ -1,0 +1,61 @@
+package codec
+
+// Transaction type codes: the first two digits of the processing code
+// (field 3). The next two are the "from" account type, the last two the
+// "to" account type ("00" default, "10" savings, "20" checking, "30" credit).
+const (
+	TxPurchase = "00"
+	TxCash     = "01"
+	TxRefund   = "20"
+	TxDeposit  = "21"
+	TxBalance  = "31"
+	TxTransfer = "40"
+	TxPayment  = "50"
+)
+
+// Response codes (field 39) the switch and its ledger hosts answer with.
+const (
+	RCApproved           = "00"
+	RCInvalidTransaction = "12"
+	RCInvalidAmount      = "13"
+	RCInvalidCard        = "14"
+	RCNoSuchIssuer       = "15"
+	RCFormatError        = "30"
+	RCInsufficientFunds  = "51"
+	RCRestrictedCard     = "62"
+	RCIssuerUnavailable  = "91"
+	RCNoRoute            = "92"
+	RCDuplicate          = "94"
+	RCSystemError        = "96"
+)
+
+// ResponseText is a short English meaning of a response code, for people.
+func ResponseText(rc string) string {
+	switch rc {
+	case RCApproved:
+		return "approved"
+	case RCInvalidTransaction:
+		return "invalid transaction"
+	case RCInvalidAmount:
+		return "invalid amount"
+	case RCInvalidCard:
+		return "invalid card number"
+	case RCNoSuchIssuer:
+		return "no such issuer"
+	case RCFormatError:
+		return "format error"
+	case RCInsufficientFunds:
+		return "insufficient funds"
+	case RCRestrictedCard:
+		return "restricted card"
+	case RCIssuerUnavailable:
+		return "issuer or switch inoperative"
+	case RCNoRoute:
+		return "no route to destination"
+	case RCDuplicate:
+		return "duplicate transmission"
+	case RCSystemError:
+		return "system malfunction"
+	}
+	return "unknown response code"
+}

@@ -1,0 +1,111 @@
+package front
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/junction-switch/junction/codec"
+)
+
+// ErrNoMatch means the connection closed or timed out before a response
+// matching the request arrived.
+var ErrNoMatch = errors.New("front: no matching response")
+
+// Client is a channel connection seen from the terminal side: mutual TLS,
+// 2-byte length framing. Send and Receive may be used from two goroutines
+// (one each) to pipeline; Exchange is for one request at a time.
+type Client struct {
+	tc   *tls.Conn
+	fr   *codec.FrameReader
+	d    *codec.Dialect
+	wbuf []byte
+}
+
+// Dial connects to a channel listener and completes the TLS handshake.
+func Dial(ctx context.Context, addr string, cfg *tls.Config, d *codec.Dialect) (*Client, error) {
+	dialer := &tls.Dialer{Config: cfg, NetDialer: &net.Dialer{Timeout: 10 * time.Second}}
+	nc, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("front: dial %s: %w", addr, err)
+	}
+	tc := nc.(*tls.Conn)
+	return &Client{tc: tc, fr: codec.NewFrameReader(tc, codec.MaxFrame, 4096), d: d}, nil
+}
+
+// Send writes one message.
+func (c *Client) Send(m *codec.Message) error {
+	var err error
+	if c.wbuf, err = codec.AppendFrame(c.wbuf[:0], m); err != nil {
+		return err
+	}
+	_, err = c.tc.Write(c.wbuf)
+	return err
+}
+
+// SendRaw writes payload as one frame, as it is: for tests of what the
+// switch does with malformed messages.
+func (c *Client) SendRaw(payload []byte) error {
+	frame := append([]byte{byte(len(payload) >> 8), byte(len(payload))}, payload...)
+	_, err := c.tc.Write(frame)
+	return err
+}
+
+// WriteRaw writes b to the connection as it is, header and all: for tests
+// of what the switch does with broken framing.
+func (c *Client) WriteRaw(b []byte) error {
+	_, err := c.tc.Write(b)
+	return err
+}
+
+// Receive reads the next message into m, skipping keep-alive frames.
+func (c *Client) Receive(m *codec.Message) error {
+	for {
+		frame, err := c.fr.Next()
+		if err != nil {
+			return err
+		}
+		if len(frame) == 0 {
+			continue
+		}
+		m.Reset(c.d)
+		return m.Unpack(frame)
+	}
+}
+
+// Exchange sends req and waits until ctx ends for its response: the
+// response MTI with the same STAN (11) and terminal (41). Other messages
+// arriving meanwhile (late answers to earlier requests) are skipped.
+func (c *Client) Exchange(ctx context.Context, req, resp *codec.Message) error {
+	if dl, ok := ctx.Deadline(); ok {
+		c.tc.SetDeadline(dl)
+		defer c.tc.SetDeadline(time.Time{})
+	}
+	mti, _ := req.MTI()
+	want, ok := codec.ResponseMTI(mti)
+	if !ok {
+		return codec.ErrNotRequest
+	}
+	if err := c.Send(req); err != nil {
+		return err
+	}
+	for {
+		if err := c.Receive(resp); err != nil {
+			return fmt.Errorf("%w: %w", ErrNoMatch, err)
+		}
+		if got, _ := resp.MTI(); got == want &&
+			bytes.Equal(resp.Get(11), req.Get(11)) && bytes.Equal(resp.Get(41), req.Get(41)) {
+			return nil
+		}
+	}
+}
+
+// ConnectionState is the TLS state of the connection.
+func (c *Client) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.tc.Close() }

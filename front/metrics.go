@@ -1,0 +1,85 @@
+package front
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the listener's Prometheus series, labelled by channel. Label
+// children are resolved once per listener (see listenerMetrics), never per
+// message.
+type metrics struct {
+	open       *prometheus.GaugeVec
+	accepted   *prometheus.CounterVec
+	refused    *prometheus.CounterVec
+	handshakes *prometheus.CounterVec
+	frames     *prometheus.CounterVec
+	malformed  *prometheus.CounterVec
+	closed     *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "junction", Subsystem: "front", Name: "connections_open",
+			Help: "Open channel connections.",
+		}, []string{"channel"}),
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "junction", Subsystem: "front", Name: "connections_total",
+			Help: "Channel connections that completed the TLS handshake.",
+		}, []string{"channel"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "junction", Subsystem: "front", Name: "connections_refused_total",
+			Help: "Connections closed before serving, by reason (limit, draining).",
+		}, []string{"channel", "reason"}),
+		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "junction", Subsystem: "front", Name: "handshake_failures_total",
+			Help: "TLS handshakes that failed: no or bad client certificate, identity not allowed, timeout.",
+		}, []string{"channel"}),
+		frames: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "junction", Subsystem: "front", Name: "frames_total",
+			Help: "Frames read from channels, keep-alives included.",
+		}, []string{"channel"}),
+		malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "junction", Subsystem: "front", Name: "malformed_total",
+			Help: "Frames that did not decode as a message of the channel's dialect.",
+		}, []string{"channel"}),
+		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "junction", Subsystem: "front", Name: "connections_closed_total",
+			Help: "Closed channel connections, by reason (eof, idle, frame_too_large, unreadable, write_error, read_error, drain).",
+		}, []string{"channel", "reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.open, m.accepted, m.refused, m.handshakes, m.frames, m.malformed, m.closed)
+	}
+	return m
+}
+
+// listenerMetrics holds one channel's resolved children.
+type listenerMetrics struct {
+	m          *metrics
+	channel    string
+	open       prometheus.Gauge
+	accepted   prometheus.Counter
+	handshakes prometheus.Counter
+	frames     prometheus.Counter
+	malformed  prometheus.Counter
+}
+
+func (m *metrics) forChannel(ch string) *listenerMetrics {
+	return &listenerMetrics{
+		m:          m,
+		channel:    ch,
+		open:       m.open.WithLabelValues(ch),
+		accepted:   m.accepted.WithLabelValues(ch),
+		handshakes: m.handshakes.WithLabelValues(ch),
+		frames:     m.frames.WithLabelValues(ch),
+		malformed:  m.malformed.WithLabelValues(ch),
+	}
+}
+
+// close and refuse are per connection, not per message: resolving the label
+// here is cheap enough.
+func (lm *listenerMetrics) close(reason string) {
+	lm.m.closed.WithLabelValues(lm.channel, reason).Inc()
+}
+func (lm *listenerMetrics) refuse(reason string) {
+	lm.m.refused.WithLabelValues(lm.channel, reason).Inc()
+}

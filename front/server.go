@@ -1,0 +1,247 @@
+package front
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/junction-switch/junction/codec"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Peer is who sent a request: the channel it arrived on and the identity of
+// the client certificate that opened the connection.
+type Peer struct {
+	Channel     string
+	Institution string // the channel's acquiring institution id (field 32)
+	Identity    string // client certificate common name
+	Remote      string // remote address, for logs
+}
+
+// Handler answers requests. Serve is called on its own goroutine for every
+// decoded request, concurrently; it fills resp and reports whether resp is
+// to be sent (false for messages that get no answer). Reject is called, on
+// the connection's reader, for a frame that did not decode: req holds what
+// did decode (at least the MTI when it is valid), cause says why; it fills
+// resp and reports whether to send it. When Reject sends nothing for a
+// frame without a valid MTI, the stream is not trusted any more and the
+// connection is closed.
+type Handler interface {
+	Serve(ctx context.Context, p *Peer, req, resp *codec.Message) bool
+	Reject(p *Peer, req *codec.Message, cause error, resp *codec.Message) bool
+}
+
+// Channel configures one listener.
+type Channel struct {
+	Name        string
+	Addr        string // host:port; port 0 picks a free one
+	Institution string
+	TLS         *tls.Config // from ServerTLS: mutual TLS is not optional
+	Dialect     *codec.Dialect
+
+	MaxFrame         int           // largest frame accepted; default 8192 bytes
+	MaxInFlight      int           // requests per connection being served or written; default 64
+	MaxConns         int           // open connections on this listener; default 10000
+	HandshakeTimeout time.Duration // default 10s
+	IdleTimeout      time.Duration // a connection with no frame for this long is closed; default 5m
+	WriteTimeout     time.Duration // a peer that does not read for this long is dropped; default 30s
+}
+
+func (c *Channel) defaults() {
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = 8192
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 64
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 10000
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 5 * time.Minute
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
+}
+
+// Options configures a Server.
+type Options struct {
+	Handler    Handler
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Server runs the channel listeners of one process.
+type Server struct {
+	h       Handler
+	log     *slog.Logger
+	metrics *metrics
+	pool    sync.Pool // *exchange
+
+	// base is the context requests are served under. It is cancelled only
+	// when a drain runs out of time, so that a graceful drain lets work in
+	// flight finish.
+	base   context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	draining  bool
+	listeners []*listener
+	conns     map[*conn]struct{}
+	connsDone sync.WaitGroup
+}
+
+// exchange is one request and its response, pooled.
+type exchange struct{ req, resp codec.Message }
+
+// NewServer returns a server with no listeners.
+func NewServer(o Options) *Server {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	base, cancel := context.WithCancel(context.Background())
+	return &Server{
+		h:       o.Handler,
+		log:     log,
+		metrics: newMetrics(o.Registerer),
+		pool:    sync.Pool{New: func() any { return new(exchange) }},
+		base:    base,
+		cancel:  cancel,
+		conns:   map[*conn]struct{}{},
+	}
+}
+
+type listener struct {
+	srv     *Server
+	ch      Channel
+	ln      net.Listener
+	metrics *listenerMetrics
+	open    int // guarded by srv.mu
+	done    chan struct{}
+}
+
+// Listen binds ch.Addr and starts accepting connections. It returns the
+// bound address (useful when the port was 0).
+func (s *Server) Listen(ch Channel) (net.Addr, error) {
+	if ch.TLS == nil || ch.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
+		return nil, fmt.Errorf("front: channel %s: TLS with required client certificates is mandatory", ch.Name)
+	}
+	if ch.Dialect == nil {
+		return nil, fmt.Errorf("front: channel %s: no dialect", ch.Name)
+	}
+	ch.defaults()
+	ln, err := net.Listen("tcp", ch.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("front: channel %s: %w", ch.Name, err)
+	}
+	l := &listener{srv: s, ch: ch, ln: ln, metrics: s.metrics.forChannel(ch.Name), done: make(chan struct{})}
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		ln.Close()
+		return nil, fmt.Errorf("front: channel %s: server is shutting down", ch.Name)
+	}
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+	go l.accept()
+	return ln.Addr(), nil
+}
+
+func (l *listener) accept() {
+	defer close(l.done)
+	var backoff time.Duration
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait and retry rather
+			// than spin or give up on the channel.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			l.srv.log.Warn("accept failed", "channel", l.ch.Name, "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		c, reason := l.srv.admit(l, nc)
+		if c == nil {
+			l.metrics.refuse(reason)
+			l.srv.log.Warn("connection refused", "channel", l.ch.Name, "remote", nc.RemoteAddr().String(), "reason", reason)
+			nc.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+// admit registers a new connection unless the server drains or the
+// listener is at its connection limit.
+func (s *Server) admit(l *listener, nc net.Conn) (*conn, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return nil, "draining"
+	}
+	if l.open >= l.ch.MaxConns {
+		return nil, "limit"
+	}
+	l.open++
+	c := newConn(l, nc)
+	s.conns[c] = struct{}{}
+	s.connsDone.Add(1)
+	return c, ""
+}
+
+func (s *Server) release(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	c.l.open--
+	s.mu.Unlock()
+	s.connsDone.Done()
+}
+
+// Shutdown drains the server: it stops accepting, stops reading new
+// requests, lets every request in flight be answered and written, then
+// closes the connections. If ctx ends first, remaining connections are
+// closed at once and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	listeners := s.listeners
+	for c := range s.conns {
+		c.drain()
+	}
+	s.mu.Unlock()
+	for _, l := range listeners {
+		l.ln.Close()
+		<-l.done
+	}
+
+	done := make(chan struct{})
+	go func() { s.connsDone.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,335 @@
+package ledger
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"strconv"
+)
+
+// ErrClosed is returned by every call on a shard that is closing or closed.
+var ErrClosed = errors.New("ledger: shard closed")
+
+// ErrNotFound is returned when an account, PAN binding or record does not exist.
+var ErrNotFound = errors.New("ledger: not found")
+
+// ErrCommit wraps a storage failure: the batch holding the request was not committed, so nothing
+// of it was booked or recorded and a retry with the same TxID is safe.
+var ErrCommit = errors.New("ledger: commit failed")
+
+// ErrPANBound is returned by OpenAccount when the PAN already belongs to an account.
+var ErrPANBound = errors.New("ledger: PAN already bound to an account")
+
+// Code is an ISO 8583 response code (field 39). The shard is an ISO host and answers in these
+// directly, so the adapter copies Code into the response without translation.
+type Code string
+
+// Response codes the shard produces.
+const (
+	Approved           Code = "00"
+	InvalidTransaction Code = "12" // unsupported operation or malformed request
+	InvalidAmount      Code = "13" // amount ≤ 0, currency differs from the account's, or it would overflow
+	UnknownCard        Code = "14" // no account for the PAN, or the account is closed
+	InsufficientFunds  Code = "51"
+	RestrictedCard     Code = "62" // account blocked
+	DuplicateDifferent Code = "94" // TxID already used with different content
+	SystemError        Code = "96" // the caller's answer when Do returns an error
+)
+
+// Unsupported is InvalidTransaction under the name the channel side uses for it.
+const Unsupported = InvalidTransaction
+
+// Op is a request kind a channel (through the ISO adapter) can submit with Do.
+type Op uint8
+
+// Operations. The zero Op is invalid so that a forgotten field is declined, not guessed.
+const (
+	OpPurchase Op = iota + 1 // debit the card, credit settlement-payable
+	OpBalance                // read the card balance; books and records nothing
+	OpDeposit                // admin: debit funding, credit the card
+	// Later: pre-authorisation (hold), completion, void, refund, reversal.
+
+	opOpenAccount // admin, internal: AccountSpec through the writer
+	opSetStatus   // admin, internal: change an account's status
+)
+
+// String returns the lower-case name used in logs and metric labels.
+func (o Op) String() string {
+	switch o {
+	case OpPurchase:
+		return "purchase"
+	case OpBalance:
+		return "balance"
+	case OpDeposit:
+		return "deposit"
+	case opOpenAccount:
+		return "open_account"
+	case opSetStatus:
+		return "set_status"
+	}
+	return "op(" + strconv.Itoa(int(o)) + ")"
+}
+
+// channelOp reports whether o is one of the operations Do accepts.
+func (o Op) channelOp() bool { return o >= OpPurchase && o <= OpDeposit }
+
+// Kind classifies a journal entry.
+type Kind uint8
+
+// Journal entry kinds.
+const (
+	KindPurchase Kind = iota + 1
+	KindDeposit
+	// Later: KindRefund, KindReversal, KindHoldPost, KindFee, KindSweep.
+)
+
+// String returns the lower-case kind name.
+func (k Kind) String() string {
+	switch k {
+	case KindPurchase:
+		return "purchase"
+	case KindDeposit:
+		return "deposit"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// AccountType says what an account represents. Only Card and InstitutionSettlement can be opened
+// today; the others are reserved so their numbers never change once records exist.
+type AccountType uint8
+
+// Account types.
+const (
+	Card                  AccountType = iota + 1 // stored-value card, credit-normal
+	InstitutionSettlement                        // settlement-payable, funding
+	Debit                                        // reserved: bank debit account
+	CreditLine                                   // reserved: overdraft repaid later
+	Merchant                                     // reserved
+	FeeIncome                                    // reserved
+	Suspense                                     // reserved: reconciliation breaks
+	Escrow                                       // reserved
+)
+
+// String returns the lower-case type name.
+func (t AccountType) String() string {
+	switch t {
+	case Card:
+		return "card"
+	case InstitutionSettlement:
+		return "institution_settlement"
+	case Debit:
+		return "debit"
+	case CreditLine:
+		return "credit_line"
+	case Merchant:
+		return "merchant"
+	case FeeIncome:
+		return "fee_income"
+	case Suspense:
+		return "suspense"
+	case Escrow:
+		return "escrow"
+	}
+	return "type(" + strconv.Itoa(int(t)) + ")"
+}
+
+func (t AccountType) valid() bool { return t >= Card && t <= Escrow }
+
+// Status is an account's lifecycle state.
+type Status uint8
+
+// Account statuses. The zero Status is invalid.
+const (
+	Active  Status = iota + 1
+	Blocked        // transactions decline with 62; balances stay
+	Closed         // the card is unknown to channels (14); only a zero balance can close
+)
+
+// String returns the lower-case status name.
+func (s Status) String() string {
+	switch s {
+	case Active:
+		return "active"
+	case Blocked:
+		return "blocked"
+	case Closed:
+		return "closed"
+	}
+	return "status(" + strconv.Itoa(int(s)) + ")"
+}
+
+func (s Status) valid() bool { return s >= Active && s <= Closed }
+
+// AccountFlags are TigerBeetle-style account constraints checked inside the state machine.
+type AccountFlags uint16
+
+// Account flags.
+const (
+	// DebitsMustNotExceedCredits forbids overdraft: a transfer that would make DebitsPosted exceed
+	// CreditsPosted is declined with 51. Always set for cards.
+	DebitsMustNotExceedCredits AccountFlags = 1 << iota
+
+	knownFlags = DebitsMustNotExceedCredits
+)
+
+// Well-known accounts, created in the first commit of a shard.
+const (
+	SettlementPayableID uint64 = 1 // purchases credit it
+	FundingID           uint64 = 2 // deposits debit it; may go negative
+
+	firstAccountID uint64 = 1000 // ordinary accounts are numbered from here
+)
+
+// Account is the committed state of one account. The PAN itself is never stored in the record:
+// only its mask, and a card/<PAN> index key that maps it to the id.
+type Account struct {
+	ID            uint64
+	Type          AccountType
+	Currency      uint16 // ISO 4217 numeric, e.g. 156 for CNY
+	Status        Status
+	Flags         AccountFlags
+	Name          string // short label, ≤ maxName bytes
+	MaskedPAN     string // first 6 and last 4 digits; "" for accounts without a card
+	DebitsPosted  int64  // minor units
+	CreditsPosted int64  // minor units
+}
+
+// Balance is CreditsPosted − DebitsPosted: what a card holder owns. Institution accounts read it
+// with the opposite sign.
+func (a Account) Balance() int64 { return a.CreditsPosted - a.DebitsPosted }
+
+// Transfer is one journal entry: a single debit and a single credit of the same amount.
+type Transfer struct {
+	Seq      uint64 // per-shard journal sequence, 1, 2, 3, … with no gap
+	TxID     TxID
+	Kind     Kind
+	Debit    uint64 // account id
+	Credit   uint64 // account id
+	Amount   int64  // minor units, > 0
+	Currency uint16
+	Time     int64  // unix nanoseconds, from the shard clock for the batch
+	Terminal string // ≤ 15 bytes, optional
+	Merchant string // ≤ 15 bytes, optional
+}
+
+// Limits that keep every record far below badger's ValueThreshold (and under 256 bytes).
+const (
+	maxName       = 32
+	maxAnnotation = 15 // ISO 8583 field 42 (card acceptor id) is 15 bytes; field 41 is 8
+	minPAN        = 12
+	maxPAN        = 19
+)
+
+// TxID is the idempotency key of a mutating request. The switch derives it from stable fields of
+// the original message (acquirer, terminal, STAN, RRN, transmission time, MTI class) with NewTxID,
+// so every retransmission and every reversal maps to the same id.
+type TxID [32]byte
+
+// NewTxID returns SHA-256 over the parts, each prefixed with its length as a 4-byte big-endian
+// integer, so ("ab","c") and ("a","bc") give different ids.
+func NewTxID(parts ...[]byte) TxID {
+	h := sha256.New()
+	var n [4]byte
+	for _, p := range parts {
+		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
+		h.Write(n[:])
+		h.Write(p)
+	}
+	var id TxID
+	h.Sum(id[:0])
+	return id
+}
+
+// IsZero reports whether id is the zero TxID, which the shard declines as a forgotten key.
+func (id TxID) IsZero() bool { return id == TxID{} }
+
+// Request is one channel operation for Do.
+type Request struct {
+	Op       Op
+	ID       TxID   // idempotency key; ignored for OpBalance
+	PAN      string // card owner reference
+	Amount   int64  // minor units
+	Currency uint16 // ISO 4217 numeric
+	Terminal string // journal annotation, optional, ≤ 15 bytes
+	Merchant string // journal annotation, optional, ≤ 15 bytes
+}
+
+// Result is the outcome of a request. For a replayed request it is the first outcome, unchanged
+// apart from Replayed.
+type Result struct {
+	Code      Code
+	Replayed  bool   // the TxID was already recorded; nothing was booked now
+	Seq       uint64 // journal sequence of the booking; 0 when nothing was booked
+	Currency  uint16 // the card account's currency (0 when no card was found)
+	Ledger    int64  // card balance after the operation (credits − debits), minor units
+	Available int64  // available balance; equals Ledger until holds and credit lines exist
+	AuthCode  string // 6 base-36 characters for approved bookings, "" otherwise
+}
+
+// authCode derives the approval code from the journal sequence: base 36, upper case, zero padded
+// to six characters (wrapping after 36⁶ ≈ 2.2 billion bookings, which is fine for an approval code).
+func authCode(seq uint64) string {
+	const digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	var b [6]byte
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = digits[seq%36]
+		seq /= 36
+	}
+	return string(b[:])
+}
+
+// AccountSpec describes an account for OpenAccount.
+type AccountSpec struct {
+	Type        AccountType
+	Currency    uint16
+	Name        string
+	PAN         string // cards only: bound through the card/<PAN> index; only the mask is kept
+	NoOverdraft bool   // sets DebitsMustNotExceedCredits; cards always get it
+}
+
+// Stats are cheap counters for tests and operators.
+type Stats struct {
+	Requests uint64 // requests and admin commands handled by the writer
+	Batches  uint64 // batches the writer assembled
+	Commits  uint64 // successful badger commits
+	LastSeq  uint64 // last committed journal sequence
+}
+
+// maskPAN keeps the first 6 and last 4 digits of a PAN and replaces the rest with '*'. PANs too
+// short to keep both are masked except for the last 4 characters. Everything that logs, prints or
+// stores a card number goes through it.
+func maskPAN(pan string) string {
+	if len(pan) < 13 {
+		if len(pan) <= 4 {
+			return stars(len(pan))
+		}
+		return stars(len(pan)-4) + pan[len(pan)-4:]
+	}
+	return pan[:6] + stars(len(pan)-10) + pan[len(pan)-4:]
+}
+
+func stars(n int) string {
+	const s = "********************"
+	if n <= len(s) {
+		return s[:n]
+	}
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = '*'
+	}
+	return string(b)
+}
+
+// plausiblePAN reports whether pan has the shape of a card number (12–19 ASCII digits). Anything
+// else cannot be bound, so a lookup for it is skipped.
+func plausiblePAN(pan string) bool {
+	if len(pan) < minPAN || len(pan) > maxPAN {
+		return false
+	}
+	for i := 0; i < len(pan); i++ {
+		if pan[i] < '0' || pan[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,337 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+)
+
+// Key layout. Every key starts with a short ASCII prefix; the prefixes differ in their first byte
+// (or, for m/, are exact keys), so a prefix scan of one never sees another:
+//
+//	m/seq              last committed journal sequence (u64)
+//	m/nextacct         next ordinary account id to allocate (u64, starts at 1000)
+//	a/<id BE u64>      account record
+//	card/<PAN>         account id (u64) of the card; the only place a full PAN is kept
+//	j/<seq BE u64>     journal entry (transfer); big-endian so iteration is in sequence order
+//	t/<txid 32 bytes>  idempotency record: content digest and first outcome
+//
+// Values are compact binary records: a version byte, the fields in fixed order (integers big
+// endian, strings with a one-byte length), and a CRC-32C of everything before it. The CRC is ours,
+// on top of badger's own checksums, so that a torn or corrupted value is reported, never booked.
+// Every record is well under 256 bytes, far below badger's ValueThreshold, so it travels in the
+// LSM and its WAL and never in the value log.
+var (
+	keySeq      = []byte("m/seq")
+	keyNextAcct = []byte("m/nextacct")
+)
+
+const (
+	prefixAccount = "a/"
+	prefixCard    = "card/"
+	prefixJournal = "j/"
+	prefixTx      = "t/"
+)
+
+const recordV1 = 1
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Sizes of the fixed parts of each record, for bounds checks.
+const (
+	crcSize        = 4
+	accountFixed   = 1 + 8 + 1 + 2 + 1 + 2 + 1 + 1 + 8 + 8 + crcSize // + name + mask
+	transferFixed  = 1 + 8 + 32 + 1 + 8 + 8 + 8 + 2 + 8 + 1 + 1 + crcSize
+	txRecordSize   = 1 + 32 + 2 + 8 + 2 + 8 + 8 + crcSize
+	counterSize    = 1 + 8 + crcSize
+	maxRecordBytes = 256
+)
+
+var errCorrupt = errors.New("ledger: corrupt record")
+
+func corrupt(what, why string) error { return fmt.Errorf("%w: %s: %s", errCorrupt, what, why) }
+
+func appendAccountKey(dst []byte, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, prefixAccount...), id)
+}
+
+func appendJournalKey(dst []byte, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, prefixJournal...), seq)
+}
+
+func appendCardKey(dst []byte, pan string) []byte { return append(append(dst, prefixCard...), pan...) }
+
+func appendTxKey(dst []byte, id *TxID) []byte { return append(append(dst, prefixTx...), id[:]...) }
+
+// seal appends the CRC of b[start:] to b.
+func seal(b []byte, start int) []byte {
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
+}
+
+// unseal checks the version byte and CRC and returns the payload between them.
+func unseal(what string, b []byte, min int) ([]byte, error) {
+	if len(b) < min {
+		return nil, corrupt(what, fmt.Sprintf("%d bytes, want at least %d", len(b), min))
+	}
+	if len(b) > maxRecordBytes {
+		return nil, corrupt(what, fmt.Sprintf("%d bytes, longer than any record", len(b)))
+	}
+	if b[0] != recordV1 {
+		return nil, corrupt(what, fmt.Sprintf("unknown version %d", b[0]))
+	}
+	body := b[:len(b)-crcSize]
+	if got, want := crc32.Checksum(body, castagnoli), binary.BigEndian.Uint32(b[len(b)-crcSize:]); got != want {
+		return nil, corrupt(what, "checksum mismatch")
+	}
+	return body[1:], nil
+}
+
+// reader walks a payload; the first short read sets err and every later read returns zero.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil || len(r.b) < n {
+		r.err = errShort
+		r.b = nil
+		return nil
+	}
+	p := r.b[:n]
+	r.b = r.b[n:]
+	return p
+}
+
+var errShort = errors.New("short")
+
+func (r *reader) u8() uint8 {
+	if p := r.take(1); p != nil {
+		return p[0]
+	}
+	return 0
+}
+
+func (r *reader) u16() uint16 {
+	if p := r.take(2); p != nil {
+		return binary.BigEndian.Uint16(p)
+	}
+	return 0
+}
+
+func (r *reader) u64() uint64 {
+	if p := r.take(8); p != nil {
+		return binary.BigEndian.Uint64(p)
+	}
+	return 0
+}
+
+func (r *reader) str(max int) string {
+	n := int(r.u8())
+	if n > max {
+		r.err = fmt.Errorf("string of %d bytes, limit %d", n, max)
+		return ""
+	}
+	return string(r.take(n))
+}
+
+// done reports the first error, or trailing bytes.
+func (r *reader) done(what string) error {
+	if r.err != nil {
+		return corrupt(what, r.err.Error())
+	}
+	if len(r.b) != 0 {
+		return corrupt(what, fmt.Sprintf("%d trailing bytes", len(r.b)))
+	}
+	return nil
+}
+
+func appendAccount(dst []byte, a *Account) []byte {
+	start := len(dst)
+	dst = append(dst, recordV1)
+	dst = binary.BigEndian.AppendUint64(dst, a.ID)
+	dst = append(dst, byte(a.Type))
+	dst = binary.BigEndian.AppendUint16(dst, a.Currency)
+	dst = append(dst, byte(a.Status))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(a.Flags))
+	dst = append(dst, byte(len(a.Name)))
+	dst = append(dst, a.Name...)
+	dst = append(dst, byte(len(a.MaskedPAN)))
+	dst = append(dst, a.MaskedPAN...)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(a.DebitsPosted))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(a.CreditsPosted))
+	return seal(dst, start)
+}
+
+func decodeAccount(b []byte) (Account, error) {
+	const what = "account"
+	p, err := unseal(what, b, accountFixed)
+	if err != nil {
+		return Account{}, err
+	}
+	r := reader{b: p}
+	a := Account{
+		ID:        r.u64(),
+		Type:      AccountType(r.u8()),
+		Currency:  r.u16(),
+		Status:    Status(r.u8()),
+		Flags:     AccountFlags(r.u16()),
+		Name:      r.str(maxName),
+		MaskedPAN: r.str(maxPAN),
+	}
+	a.DebitsPosted = int64(r.u64())
+	a.CreditsPosted = int64(r.u64())
+	if err := r.done(what); err != nil {
+		return Account{}, err
+	}
+	switch {
+	case !a.Type.valid():
+		return Account{}, corrupt(what, fmt.Sprintf("account %d: invalid type %d", a.ID, a.Type))
+	case !a.Status.valid():
+		return Account{}, corrupt(what, fmt.Sprintf("account %d: invalid status %d", a.ID, a.Status))
+	case a.Flags&^knownFlags != 0:
+		return Account{}, corrupt(what, fmt.Sprintf("account %d: unknown flags %#x", a.ID, a.Flags))
+	}
+	return a, nil
+}
+
+func appendTransfer(dst []byte, t *Transfer) []byte {
+	start := len(dst)
+	dst = append(dst, recordV1)
+	dst = binary.BigEndian.AppendUint64(dst, t.Seq)
+	dst = append(dst, t.TxID[:]...)
+	dst = append(dst, byte(t.Kind))
+	dst = binary.BigEndian.AppendUint64(dst, t.Debit)
+	dst = binary.BigEndian.AppendUint64(dst, t.Credit)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(t.Amount))
+	dst = binary.BigEndian.AppendUint16(dst, t.Currency)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(t.Time))
+	dst = append(dst, byte(len(t.Terminal)))
+	dst = append(dst, t.Terminal...)
+	dst = append(dst, byte(len(t.Merchant)))
+	dst = append(dst, t.Merchant...)
+	return seal(dst, start)
+}
+
+func decodeTransfer(b []byte) (Transfer, error) {
+	const what = "transfer"
+	p, err := unseal(what, b, transferFixed)
+	if err != nil {
+		return Transfer{}, err
+	}
+	r := reader{b: p}
+	var t Transfer
+	t.Seq = r.u64()
+	copy(t.TxID[:], r.take(len(t.TxID)))
+	t.Kind = Kind(r.u8())
+	t.Debit = r.u64()
+	t.Credit = r.u64()
+	t.Amount = int64(r.u64())
+	t.Currency = r.u16()
+	t.Time = int64(r.u64())
+	t.Terminal = r.str(maxAnnotation)
+	t.Merchant = r.str(maxAnnotation)
+	if err := r.done(what); err != nil {
+		return Transfer{}, err
+	}
+	if t.Kind != KindPurchase && t.Kind != KindDeposit {
+		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: invalid kind %d", t.Seq, t.Kind))
+	}
+	return t, nil
+}
+
+// txRecord is what t/<txid> holds: the digest of the first request's content and its outcome.
+// The auth code is not stored; it is derived from Seq again on replay.
+type txRecord struct {
+	digest    [32]byte
+	code      Code
+	seq       uint64
+	currency  uint16
+	ledger    int64
+	available int64
+}
+
+func (r *txRecord) result() Result {
+	res := Result{
+		Code:      r.code,
+		Seq:       r.seq,
+		Currency:  r.currency,
+		Ledger:    r.ledger,
+		Available: r.available,
+	}
+	if r.code == Approved && r.seq != 0 {
+		res.AuthCode = authCode(r.seq)
+	}
+	return res
+}
+
+func appendTxRecord(dst []byte, t *txRecord) []byte {
+	start := len(dst)
+	dst = append(dst, recordV1)
+	dst = append(dst, t.digest[:]...)
+	var code [2]byte
+	copy(code[:], t.code)
+	dst = append(dst, code[:]...)
+	dst = binary.BigEndian.AppendUint64(dst, t.seq)
+	dst = binary.BigEndian.AppendUint16(dst, t.currency)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(t.ledger))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(t.available))
+	return seal(dst, start)
+}
+
+func decodeTxRecord(b []byte) (txRecord, error) {
+	const what = "tx record"
+	p, err := unseal(what, b, txRecordSize)
+	if err != nil {
+		return txRecord{}, err
+	}
+	r := reader{b: p}
+	var t txRecord
+	copy(t.digest[:], r.take(len(t.digest)))
+	code := r.take(2)
+	t.seq = r.u64()
+	t.currency = r.u16()
+	t.ledger = int64(r.u64())
+	t.available = int64(r.u64())
+	if err := r.done(what); err != nil {
+		return txRecord{}, err
+	}
+	c, ok := knownCode(code)
+	if !ok {
+		return txRecord{}, corrupt(what, fmt.Sprintf("unknown response code %q", code))
+	}
+	t.code = c
+	return t, nil
+}
+
+// knownCode maps two stored bytes back to a Code constant without allocating.
+func knownCode(b []byte) (Code, bool) {
+	for _, c := range allCodes {
+		if string(b) == string(c) {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+var allCodes = [...]Code{Approved, InvalidTransaction, InvalidAmount, UnknownCard, InsufficientFunds,
+	RestrictedCard, DuplicateDifferent, SystemError}
+
+// appendCounter encodes a u64 counter (m/seq, m/nextacct) or a card index value.
+func appendCounter(dst []byte, v uint64) []byte {
+	start := len(dst)
+	dst = append(dst, recordV1)
+	dst = binary.BigEndian.AppendUint64(dst, v)
+	return seal(dst, start)
+}
+
+func decodeCounter(what string, b []byte) (uint64, error) {
+	p, err := unseal(what, b, counterSize)
+	if err != nil {
+		return 0, err
+	}
+	r := reader{b: p}
+	v := r.u64()
+	return v, r.done(what)
+}

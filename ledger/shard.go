@@ -1,0 +1,427 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure a shard.
+type Options struct {
+	Dir        string                // badger directory (created if missing)
+	Region     string                // e.g. "beijing"; used in logs and metric labels
+	Logger     *slog.Logger          // nil → slog.Default()
+	Registerer prometheus.Registerer // nil → no metrics registered
+	MaxBatch   int                   // max requests per commit, 1..16384; default 256
+	Clock      func() time.Time      // default time.Now; read only by the writer, once per batch
+
+	// Currency is the ISO 4217 numeric currency the shard books (its well-known accounts are in
+	// it, and every account must be). Fixed when the shard is created: 0 means 156 (CNY) for a
+	// new shard and "whatever it was created with" for an existing one.
+	Currency uint16
+
+	// commitFault, when set (by tests in this package), is called just before each commit; an
+	// error stands in for a failed badger commit.
+	commitFault func() error
+}
+
+const (
+	defaultMaxBatch  = 256
+	maxMaxBatch      = 1 << 14
+	defaultCurrency  = 156     // CNY
+	queueFactor      = 4       // the queue holds this many full batches
+	maxCachedEntries = 1 << 20 // the writer drops its cache beyond this many accounts or PANs
+	journalPage      = 1024    // Journal's page size when limit ≤ 0
+)
+
+// Shard is one regional ledger: its accounts, journal and idempotency records, in one badger
+// directory, changed only by its writer goroutine. All methods are safe for concurrent use.
+type Shard struct {
+	opts    Options
+	region  string
+	log     *slog.Logger
+	clock   func() time.Time
+	db      *badger.DB
+	metrics *metrics
+
+	// mu guards closed. Do holds it shared while enqueueing so that Close, which takes it
+	// exclusively, knows no sender is left before it closes the queue. Readers hold it shared
+	// while they use db, so Close does not close badger under them.
+	mu     sync.RWMutex
+	closed bool
+	queue  chan *envelope
+
+	closeOnce  sync.Once
+	closeErr   error
+	writerDone chan struct{}
+
+	envelopes sync.Pool
+
+	requests, batches, commits, lastSeq atomic.Uint64
+
+	// Writer-owned; nothing else touches these.
+	st     *state
+	batch  *batch
+	known  map[TxID]txRecord
+	key    []byte // scratch key for reads
+	arena  []byte // keys and values of the batch being written
+	broken error  // set after a failed commit until the state is reloaded from badger
+}
+
+// envelope carries one command to the writer and its outcome back. It is pooled: Do returns it to
+// the pool after reading the outcome, unless the caller gave up, in which case the writer may
+// still write to it and it is left to the garbage collector.
+type envelope struct {
+	cmd  command
+	ctx  context.Context
+	skip error // set by the writer before apply: the caller has gone, or loading failed
+	out  outcome
+	done chan struct{} // capacity 1: the writer never blocks on a reply
+}
+
+// Open opens (or creates) the shard stored in o.Dir and starts its writer.
+func Open(o Options) (*Shard, error) {
+	var bad []error
+	if o.Dir == "" {
+		bad = append(bad, errors.New("ledger: Options.Dir is empty"))
+	}
+	if o.Region == "" {
+		bad = append(bad, errors.New("ledger: Options.Region is empty"))
+	}
+	if o.MaxBatch < 0 || o.MaxBatch > maxMaxBatch {
+		bad = append(bad, fmt.Errorf("ledger: Options.MaxBatch is %d, want 1..%d (0 for %d)",
+			o.MaxBatch, maxMaxBatch, defaultMaxBatch))
+	}
+	if len(bad) > 0 {
+		return nil, errors.Join(bad...)
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = defaultMaxBatch
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	log := o.Logger.With("component", "ledger", "region", o.Region)
+	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	db, err := badger.Open(badgerOptions(o.Dir, log))
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open %s: %w", o.Dir, err)
+	}
+	s := &Shard{
+		opts:       o,
+		region:     o.Region,
+		log:        log,
+		clock:      o.Clock,
+		db:         db,
+		queue:      make(chan *envelope, queueFactor*o.MaxBatch),
+		writerDone: make(chan struct{}),
+		st:         newState(),
+		batch:      newBatch(),
+		known:      make(map[TxID]txRecord),
+	}
+	s.envelopes.New = func() any { return &envelope{done: make(chan struct{}, 1)} }
+
+	currency := o.Currency
+	if currency == 0 {
+		currency = defaultCurrency
+	}
+	if err := loadMeta(db, s.st, currency); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger: open %s: %w", o.Dir, err)
+	}
+	if o.Currency != 0 && o.Currency != s.st.currency {
+		db.Close()
+		return nil, fmt.Errorf("ledger: open %s: Options.Currency is %d but the shard books %d",
+			o.Dir, o.Currency, s.st.currency)
+	}
+	if s.metrics, err = newMetrics(o.Registerer, o.Region); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger: register metrics for region %s: %w", o.Region, err)
+	}
+	s.lastSeq.Store(s.st.seq)
+	s.metrics.setSeq(s.st.seq)
+	log.Info("ledger shard open", "dir", o.Dir, "seq", s.st.seq, "next_account", s.st.nextAcct,
+		"currency", s.st.currency)
+	go s.run()
+	return s, nil
+}
+
+// Region returns the shard's region name.
+func (s *Shard) Region() string { return s.region }
+
+// Close stops accepting requests (later calls return ErrClosed), commits and answers everything
+// already queued, and closes badger. It is safe to call more than once and from several
+// goroutines; every call returns the first call's result.
+func (s *Shard) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.queue)
+		s.mu.Unlock()
+		<-s.writerDone
+
+		s.mu.Lock() // wait for readers still inside db
+		s.closeErr = s.db.Close()
+		s.mu.Unlock()
+		s.metrics.unregister()
+		s.log.Info("ledger shard closed", "seq", s.lastSeq.Load(), "err", s.closeErr)
+	})
+	return s.closeErr
+}
+
+// Do submits one request to the writer and waits for its outcome or ctx. An error means the
+// outcome is unknown to the caller (ErrClosed, ctx's error, or a commit failure wrapped in
+// ErrCommit); the caller answers 96 and a retry with the same ID is safe.
+func (s *Shard) Do(ctx context.Context, r *Request) (Result, error) {
+	if r == nil || !r.Op.channelOp() {
+		s.metrics.request(0, InvalidTransaction)
+		return Result{Code: InvalidTransaction}, nil
+	}
+	e := s.envelopes.Get().(*envelope)
+	e.cmd.op = r.Op
+	e.cmd.req = *r
+	out, err := s.submit(ctx, e)
+	return out.res, err
+}
+
+// OpenAccount opens an account and returns its id. A card's PAN must not be bound yet
+// (ErrPANBound); cards always get DebitsMustNotExceedCredits.
+func (s *Shard) OpenAccount(ctx context.Context, a AccountSpec) (uint64, error) {
+	e := s.envelopes.Get().(*envelope)
+	e.cmd.op = opOpenAccount
+	e.cmd.spec = a
+	out, err := s.submit(ctx, e)
+	return out.acct, err
+}
+
+// SetStatus blocks, unblocks or closes an ordinary account. Closing needs a zero balance.
+func (s *Shard) SetStatus(ctx context.Context, id uint64, st Status) error {
+	e := s.envelopes.Get().(*envelope)
+	e.cmd.op = opSetStatus
+	e.cmd.acct = id
+	e.cmd.status = st
+	_, err := s.submit(ctx, e)
+	return err
+}
+
+// submit enqueues e and waits for the writer's answer.
+func (s *Shard) submit(ctx context.Context, e *envelope) (outcome, error) {
+	if err := ctx.Err(); err != nil {
+		s.release(e)
+		return outcome{}, err
+	}
+	e.ctx = ctx
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		s.release(e)
+		return outcome{}, ErrClosed
+	}
+	select {
+	case s.queue <- e:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		s.release(e)
+		return outcome{}, ctx.Err()
+	}
+	select {
+	case <-e.done:
+		out := e.out
+		s.release(e)
+		return out, out.err
+	case <-ctx.Done():
+		select {
+		case <-e.done: // answered just in time: a known outcome beats an unknown one
+			out := e.out
+			s.release(e)
+			return out, out.err
+		default:
+			return outcome{}, ctx.Err() // the writer still owns e
+		}
+	}
+}
+
+func (s *Shard) release(e *envelope) {
+	e.cmd = command{}
+	e.ctx = nil
+	e.skip = nil
+	e.out = outcome{}
+	s.envelopes.Put(e)
+}
+
+// Stats returns the shard's counters.
+func (s *Shard) Stats() Stats {
+	return Stats{
+		Requests: s.requests.Load(),
+		Batches:  s.batches.Load(),
+		Commits:  s.commits.Load(),
+		LastSeq:  s.lastSeq.Load(),
+	}
+}
+
+// run is the writer goroutine: it blocks for the first request, drains whatever else is queued
+// up to MaxBatch without waiting, and processes that as one batch. Under load batches fill up;
+// when idle a lone request is committed at once.
+func (s *Shard) run() {
+	defer close(s.writerDone)
+	envs := make([]*envelope, 0, s.opts.MaxBatch)
+	for {
+		e, ok := <-s.queue
+		if !ok {
+			return
+		}
+		envs = append(envs, e)
+	drain:
+		for len(envs) < s.opts.MaxBatch {
+			select {
+			case e, ok := <-s.queue:
+				if !ok {
+					break drain
+				}
+				envs = append(envs, e)
+			default:
+				break drain
+			}
+		}
+		s.process(envs)
+		clear(envs) // the envelopes now belong to their callers again
+		envs = envs[:0]
+	}
+}
+
+// process handles one batch: load, apply, commit, then answer.
+func (s *Shard) process(envs []*envelope) {
+	s.batches.Add(1)
+	s.requests.Add(uint64(len(envs)))
+	s.metrics.batch(len(envs))
+	now := s.clock().UnixNano()
+
+	for _, e := range envs {
+		// A caller that has gone no longer waits for the outcome; skipping its request saves
+		// work under overload, and the outcome was unknown to it either way.
+		e.skip = e.ctx.Err()
+	}
+	if s.broken != nil {
+		s.reload()
+	}
+	clear(s.known)
+	if s.broken == nil {
+		s.loadBatch(envs, s.known)
+	}
+	s.commitGroup(envs, now)
+
+	for _, e := range envs {
+		if e.skip != nil {
+			e.out = outcome{err: e.skip}
+		}
+		if e.cmd.op.channelOp() {
+			code := e.out.res.Code
+			if e.out.err != nil {
+				code = SystemError
+			}
+			s.metrics.request(e.cmd.op, code)
+		}
+		e.done <- struct{}{} // the last touch: e belongs to its caller from here on
+	}
+	if len(s.st.accounts) > maxCachedEntries || len(s.st.cards) > maxCachedEntries {
+		s.trimCache()
+	}
+}
+
+// commitGroup applies the group's live commands and commits the result in one badger
+// transaction. If badger finds the transaction too big, it splits the group in two and commits
+// the halves in order, which gives the same outcomes as two separate batches.
+func (s *Shard) commitGroup(envs []*envelope, now int64) {
+	if s.broken != nil {
+		fail(envs, s.broken)
+		return
+	}
+	b := s.batch
+	b.reset(s.st, s.known, now)
+	for _, e := range envs {
+		if e.skip == nil {
+			e.out = b.apply(&e.cmd)
+		}
+	}
+	if err := b.check(); err != nil {
+		s.log.Error("ledger: batch not committed", "err", err)
+		fail(envs, fmt.Errorf("%w: %w", ErrCommit, err))
+		return
+	}
+	if b.empty() {
+		return // every answer came from committed state
+	}
+	start := time.Now()
+	err := s.writeBatch(b)
+	if errors.Is(err, badger.ErrTxnTooBig) && len(envs) > 1 {
+		s.log.Debug("ledger: batch too big for one transaction, splitting", "requests", len(envs))
+		h := len(envs) / 2
+		s.commitGroup(envs[:h], now) // each half applies afresh and overwrites the answers
+		s.commitGroup(envs[h:], now)
+		return
+	}
+	if err != nil {
+		s.log.Error("ledger: commit failed", "requests", len(envs), "err", err)
+		// The rest of this batch (the other half of a split) fails too; the next batch first
+		// reloads the state from badger.
+		s.broken = fmt.Errorf("%w: %w", ErrCommit, err)
+		fail(envs, s.broken)
+		return
+	}
+	s.metrics.commit(time.Since(start))
+	b.fold()
+	s.commits.Add(1)
+	s.lastSeq.Store(s.st.seq)
+	s.metrics.setSeq(s.st.seq)
+}
+
+// fail answers every live command of the group with err. Admin refusals are replaced too: they
+// were decided against state that was never committed.
+func fail(envs []*envelope, err error) {
+	for _, e := range envs {
+		if e.skip == nil {
+			e.out = outcome{err: err}
+		}
+	}
+}
+
+// reload discards the writer's cache and reads the counters and well-known accounts again, so
+// that after a failed commit memory never runs ahead of (or behind) what badger holds, whether the
+// failed transaction landed or not. On success the shard takes requests again; otherwise it stays
+// broken and every batch retries the reload first.
+func (s *Shard) reload() {
+	st := newState()
+	if err := loadMeta(s.db, st, s.st.currency); err != nil {
+		s.log.Error("ledger: reload after failed commit", "err", err)
+		return
+	}
+	s.st = st
+	s.broken = nil
+	s.lastSeq.Store(st.seq)
+	s.metrics.setSeq(st.seq)
+}
+
+// trimCache drops the cached accounts and bindings except the well-known accounts; they are read
+// from badger again on the next miss.
+func (s *Shard) trimCache() {
+	wk := [...]*Account{s.st.accounts[SettlementPayableID], s.st.accounts[FundingID]}
+	s.st.accounts = make(map[uint64]*Account)
+	s.st.cards = make(map[string]uint64)
+	for _, a := range wk {
+		s.st.accounts[a.ID] = a
+	}
+}

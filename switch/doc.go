@@ -1,0 +1,21 @@
+// Package switching (folder switch/, since switch is a Go keyword; import it
+// as switching) is the pipeline between the channels and the destinations.
+//
+// For every request a front listener decodes, Switch.Serve: checks that the
+// message is one the switch answers and carries what routing and matching
+// need (else 30, format error); stamps the channel's acquiring institution
+// into field 32 when the terminal did not; answers network management (0800
+// echo, sign-on, sign-off) itself; routes the PAN with a routing.Table; and
+// hands the request to the chosen Destination, which fills the response. A
+// decline by routing (14, 15), a missing destination (92) or a destination
+// error (91, 96) is answered by the switch itself. Every answer carries the
+// response MTI (0210 for 0200, 0110 for 0100, 0810 for 0800) and the fields
+// the request's dialect echoes.
+//
+// Data enters from package front (Serve, Reject) and leaves to a
+// Destination: in the all-in-one process, a regional ledger shard's ISO host
+// (ledger.Host) called in-process.
+//
+// Not yet here: flow control, matching and re-stamping for outbound links,
+// conversion between dialects, timeouts with reversals, store-and-forward.
+package switching

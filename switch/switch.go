@@ -1,0 +1,181 @@
+package switching
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/junction-switch/junction/codec"
+	"github.com/junction-switch/junction/front"
+	"github.com/junction-switch/junction/routing"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Destination answers the requests routed to it: a regional ledger shard's
+// ISO host in-process, later an outbound link to a remote host. Exchange
+// fills resp with the complete response (MTI, echoed fields, 39 and what
+// else the host answers). An error means no answer: the switch declines.
+type Destination interface {
+	Exchange(ctx context.Context, req, resp *codec.Message) error
+}
+
+// ErrUnavailable is wrapped by a Destination that is down or refuses work;
+// the switch answers 91 (issuer inoperative) instead of 96.
+var ErrUnavailable = errors.New("switch: destination unavailable")
+
+// Options configures a Switch.
+type Options struct {
+	Routes       *routing.Table
+	Destinations map[string]Destination
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+	// Timeout bounds one destination exchange; default 10s.
+	Timeout time.Duration
+}
+
+// Switch is the request pipeline. It implements front.Handler.
+type Switch struct {
+	routes  *routing.Table
+	dests   map[string]Destination
+	log     *slog.Logger
+	timeout time.Duration
+	metrics *metrics
+}
+
+var _ front.Handler = (*Switch)(nil)
+
+// New checks that every destination the routes name exists and returns the
+// switch.
+func New(o Options) (*Switch, error) {
+	if o.Routes == nil {
+		return nil, errors.New("switch: no routing table")
+	}
+	for _, r := range o.Routes.Rules() {
+		names := []string{r.Destination}
+		if r.Region != nil {
+			names = names[:0]
+			for _, d := range r.Regions {
+				names = append(names, d)
+			}
+		}
+		for _, n := range names {
+			if o.Destinations[n] == nil {
+				return nil, fmt.Errorf("switch: rule %s routes to %q, which is not a destination", r.Name, n)
+			}
+		}
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	return &Switch{routes: o.Routes, dests: o.Destinations, log: log, timeout: o.Timeout, metrics: newMetrics(o.Registerer)}, nil
+}
+
+// Serve answers one decoded request from a channel.
+func (s *Switch) Serve(ctx context.Context, p *front.Peer, req, resp *codec.Message) bool {
+	start := time.Now()
+	mti, _ := req.MTI()
+	if !codec.IsRequest(mti) {
+		// A response or notification from a terminal: nothing to answer.
+		s.log.Debug("unsolicited message dropped", "channel", p.Channel, "mti", string(mti[:]))
+		s.metrics.count(p.Channel, mti, [2]byte{'-', '-'})
+		return false
+	}
+	dest, rc := s.dispatch(ctx, p, mti, req, resp)
+	if rc != "" {
+		// The switch answers itself: start from the request again, since a
+		// destination that failed may have left resp half built.
+		if err := resp.InitResponse(req); err != nil {
+			return false
+		}
+		_ = resp.SetString(39, rc)
+	}
+	got := resp.Get(39)
+	var code [2]byte
+	copy(code[:], got)
+	s.metrics.observe(p.Channel, mti, code, time.Since(start))
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.Debug("request answered", "channel", p.Channel, "identity", p.Identity, "mti", string(mti[:]),
+			"pan", codec.MaskPAN(req.Get(2)), "stan", string(req.Get(11)), "terminal", string(req.Get(41)),
+			"dest", dest, "rc", string(got))
+	}
+	return true
+}
+
+// dispatch does the work for one request. It returns the destination that
+// answered, or the response code the switch answers with itself.
+func (s *Switch) dispatch(ctx context.Context, p *front.Peer, mti [4]byte, req, resp *codec.Message) (dest, rc string) {
+	switch mti[1] {
+	case codec.ClassNetwork:
+		return "", s.network(mti, req)
+	case codec.ClassAuthorization, codec.ClassFinancial:
+	default:
+		return "", codec.RCInvalidTransaction
+	}
+	if !req.Has(2) || !req.Has(3) || !req.Has(7) || !req.Has(11) || !req.Has(41) {
+		return "", codec.RCFormatError
+	}
+	if !req.Has(32) && p.Institution != "" {
+		// The acquiring institution is the channel's: it makes the
+		// transaction id unique across channels that reuse terminal ids.
+		if err := req.SetString(32, p.Institution); err != nil {
+			return "", codec.RCSystemError
+		}
+	}
+	decision := s.routes.Route(req.Get(2))
+	if decision.Decline != "" {
+		return "", decision.Decline
+	}
+	d := s.dests[decision.Destination]
+	if d == nil {
+		return decision.Destination, codec.RCNoRoute
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := d.Exchange(ctx, req, resp); err != nil {
+		s.log.Warn("destination failed", "channel", p.Channel, "dest", decision.Destination,
+			"mti", string(mti[:]), "stan", string(req.Get(11)), "terminal", string(req.Get(41)), "err", err)
+		if errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			return decision.Destination, codec.RCIssuerUnavailable
+		}
+		return decision.Destination, codec.RCSystemError
+	}
+	if !resp.Has(39) {
+		s.log.Error("destination answered without a response code", "dest", decision.Destination)
+		return decision.Destination, codec.RCSystemError
+	}
+	return decision.Destination, ""
+}
+
+// network answers network management requests (0800): echo test (70=301),
+// sign-on (001) and sign-off (002).
+func (s *Switch) network(mti [4]byte, req *codec.Message) string {
+	if mti[2] != '0' {
+		return codec.RCInvalidTransaction
+	}
+	switch string(req.Get(70)) {
+	case "001", "002", "301":
+		return codec.RCApproved
+	case "":
+		return codec.RCFormatError
+	}
+	return codec.RCInvalidTransaction
+}
+
+// Reject answers a request that did not decode: 30 (format error) with the
+// fields that did decode echoed, when the MTI says it is a request.
+func (s *Switch) Reject(p *front.Peer, req *codec.Message, cause error, resp *codec.Message) bool {
+	mti, ok := req.MTI()
+	if !ok || resp.InitResponse(req) != nil {
+		s.metrics.count(p.Channel, [4]byte{'-', '-', '-', '-'}, [2]byte{'-', '-'})
+		return false
+	}
+	_ = resp.SetString(39, codec.RCFormatError)
+	s.metrics.count(p.Channel, mti, [2]byte{'3', '0'})
+	return true
+}
