@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -102,10 +103,28 @@ func DefaultConfig() Config {
 	}
 }
 
-// LoadConfig reads a YAML file over DefaultConfig. Unknown keys are errors,
+// LocalConfig is the demo deployment on free loopback ports (port 0), with
+// its certificates and data under dir and no HTTP endpoint: what tests and
+// benchmarks run, several side by side.
+func LocalConfig(dir string) Config {
+	c := DefaultConfig()
+	c.PKIDir = filepath.Join(dir, "pki")
+	c.DataDir = filepath.Join(dir, "data")
+	c.HTTP = ""
+	for i := range c.Channels {
+		c.Channels[i].Listen = "127.0.0.1:0"
+	}
+	return c
+}
+
+// LoadConfig reads a YAML file over DefaultConfig; an empty path means
+// DefaultConfig alone, validated. Unknown keys are errors,
 // reported with their line; then the whole configuration is validated.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
+	if path == "" {
+		return cfg, cfg.Validate()
+	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, fmt.Errorf("config: %w", err)

@@ -27,15 +27,10 @@ const (
 	shPAN   = "6299903100000019" // shanghai, 50 000.00 CNY
 )
 
-// testConfig is the demo deployment on free ports with its files in dir.
+// testConfig is the local deployment with an HTTP endpoint on a free port.
 func testConfig(dir string) allinone.Config {
-	cfg := allinone.DefaultConfig()
-	cfg.PKIDir = dir + "/pki"
-	cfg.DataDir = dir + "/data"
+	cfg := allinone.LocalConfig(dir)
 	cfg.HTTP = "127.0.0.1:0"
-	for i := range cfg.Channels {
-		cfg.Channels[i].Listen = "127.0.0.1:0"
-	}
 	return cfg
 }
 

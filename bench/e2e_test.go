@@ -23,12 +23,7 @@ import (
 // be 00 and the ledger must have booked exactly b.N purchases.
 func BenchmarkEndToEnd(b *testing.B) {
 	const conns, window = 8, 16
-	dir := b.TempDir()
-	cfg := allinone.DefaultConfig()
-	cfg.PKIDir, cfg.DataDir, cfg.HTTP = dir+"/pki", dir+"/data", ""
-	for i := range cfg.Channels {
-		cfg.Channels[i].Listen = "127.0.0.1:0"
-	}
+	cfg := allinone.LocalConfig(b.TempDir())
 	n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -87,7 +88,12 @@ func loadMeta(db *badger.DB, st *state, currency uint16) error {
 			defer it.Close()
 			it.Rewind()
 			if it.Valid() {
-				return fmt.Errorf("%w: store has keys (first %q) but no meta", errCorrupt, it.Item().Key())
+				// Name the key's prefix only: a card/ key holds a PAN.
+				k := it.Item().Key()
+				if i := bytes.IndexByte(k, '/'); i >= 0 {
+					k = k[:i+1]
+				}
+				return fmt.Errorf("%w: store has keys (the first under %q) but no meta", errCorrupt, k)
 			}
 			fresh = true
 			return nil

@@ -26,12 +26,7 @@ func junction(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 func startNode(t *testing.T) (*allinone.Node, allinone.Config) {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := allinone.DefaultConfig()
-	cfg.PKIDir, cfg.DataDir, cfg.HTTP = dir+"/pki", dir+"/data", ""
-	for i := range cfg.Channels {
-		cfg.Channels[i].Listen = "127.0.0.1:0"
-	}
+	cfg := allinone.LocalConfig(t.TempDir())
 	n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -55,12 +55,9 @@ books nothing twice. Exit status 0 when an answer arrived (approved or declined)
 		return 2
 	}
 
-	cfg := allinone.DefaultConfig()
-	if *config != "" {
-		var err error
-		if cfg, err = allinone.LoadConfig(*config); err != nil {
-			return fail(stderr, err)
-		}
+	cfg, err := allinone.LoadConfig(*config)
+	if err != nil {
+		return fail(stderr, err)
 	}
 	if *addr == "" {
 		for _, ch := range cfg.Channels {

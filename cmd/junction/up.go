@@ -34,13 +34,8 @@ Ctrl-C drains: requests in flight are answered, the ledgers committed and closed
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg := allinone.DefaultConfig()
-	if *config != "" {
-		var err error
-		if cfg, err = allinone.LoadConfig(*config); err != nil {
-			return fail(stderr, err)
-		}
-	} else if err := cfg.Validate(); err != nil {
+	cfg, err := allinone.LoadConfig(*config)
+	if err != nil {
 		return fail(stderr, err)
 	}
 	if *check {
