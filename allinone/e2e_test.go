@@ -526,3 +526,72 @@ func TestStartRefusesABrokenConfiguration(t *testing.T) {
 		t.Fatal("unexpected")
 	}
 }
+
+// TestDrainUnderLoadLosesNoApproval stops the node while four pipelined
+// connections keep sending purchases, starts it again on the same files,
+// and checks the promise that matters most: every approval a terminal
+// received is booked, exactly once.
+func TestDrainUnderLoadLosesNoApproval(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	n := start(t, cfg)
+	d := n.Dialect()
+	opening := balance(t, n, "beijing", richPAN)
+
+	var mu sync.Mutex
+	var approved []ledger.TxID
+	var wg sync.WaitGroup
+	for i := range 4 {
+		c := dial(t, n, cfg, cfg.Channels[i].Name)
+		wg.Add(2)
+		go func() { // writer: purchases until the connection goes
+			defer wg.Done()
+			req := codec.NewMessage(d)
+			for k := 1; ; k++ {
+				tx := txn(codec.TxPurchase, richPAN, 1)
+				tx.Terminal = fmt.Sprintf("DRAIN%03d", i)
+				tx.STAN = uint32(k)
+				if tx.Build(d, req) != nil || c.Send(req) != nil {
+					return
+				}
+			}
+		}()
+		go func() { // reader: every approval received
+			defer wg.Done()
+			resp := codec.NewMessage(d)
+			for c.Receive(resp) == nil {
+				if rc(resp) == "00" {
+					mu.Lock()
+					approved = append(approved, ledger.TxIDOf(resp))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	eventually(t, "500 approvals arrive", func() bool { mu.Lock(); defer mu.Unlock(); return len(approved) >= 500 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	must(t, n.Shutdown(ctx))
+	wg.Wait()
+
+	again := start(t, testConfig(dir))
+	journal, err := again.Shard("beijing").Journal(1, 1<<30)
+	must(t, err)
+	booked := map[ledger.TxID]int{}
+	purchases := 0
+	for _, e := range journal {
+		booked[e.TxID]++
+		if e.Kind == ledger.KindPurchase {
+			purchases++
+		}
+	}
+	for _, id := range approved {
+		if booked[id] != 1 {
+			t.Fatalf("an approval sent to a terminal is booked %d times", booked[id])
+		}
+	}
+	if got := balance(t, again, "beijing", richPAN); got != opening-int64(purchases) {
+		t.Fatalf("balance %d, want %d after %d purchases", got, opening-int64(purchases), purchases)
+	}
+	t.Logf("%d approvals received before the drain, %d purchases booked", len(approved), purchases)
+}

@@ -24,10 +24,8 @@ func NewHost(s *Shard) *Host { return &Host{shard: s} }
 // not an error; an error means the outcome is unknown (the shard is closed,
 // ctx ended, a commit failed) and the switch declines on the shard's behalf.
 //
-// The idempotency key is derived from the MTI without its repeat digit
-// (0200 and 0201 are the same transaction), the acquiring institution (32),
-// the terminal (41), the STAN (11) and the transmission time (7): a
-// retransmission gets the first answer back and is never booked twice.
+// The idempotency key is TxIDOf(req): a retransmission gets the first
+// answer back and is never booked twice.
 func (h *Host) Exchange(ctx context.Context, req, resp *codec.Message) error {
 	if err := resp.InitResponse(req); err != nil {
 		return err
@@ -93,8 +91,18 @@ func request(m *codec.Message) (Request, Code) {
 	r.Currency = uint16(currency)
 	r.Terminal = string(m.Get(41))
 	r.Merchant = string(bytes.TrimRight(m.Get(42), " "))
-	r.ID = NewTxID(mti[:3], m.Get(32), m.Get(41), m.Get(11), m.Get(7))
+	r.ID = TxIDOf(m)
 	return r, ""
+}
+
+// TxIDOf is the idempotency key of the transaction m belongs to: the MTI's
+// version and class with the function digit of its request (so 0200, 0201
+// and their 0210 give the same key), the acquiring institution (32), the
+// terminal (41), the STAN (11) and the transmission time (7).
+func TxIDOf(m *codec.Message) TxID {
+	mti, _ := m.MTI()
+	key := [3]byte{mti[0], mti[1], '0' + (mti[2]-'0')&^1}
+	return NewTxID(key[:], m.Get(32), m.Get(41), m.Get(11), m.Get(7))
 }
 
 // number parses an n field of at most 18 digits; false when absent.
