@@ -15,7 +15,7 @@ func Describe(w io.Writer, m *Message) error {
 	var b strings.Builder
 	name := "(no dialect)"
 	if m.d != nil {
-		name = m.d.name
+		name = m.d.Name()
 	}
 	fmt.Fprintf(&b, "%s  MTI %s\n", name, m.MTIString())
 	width := 0

@@ -53,7 +53,8 @@ func (c Class) String() string {
 	return fmt.Sprintf("class(%d)", uint8(c))
 }
 
-// Encoding is how a field's content travels on the wire.
+// Encoding is how content travels on the wire. Inside a Message content is
+// always canonical: text and digits as ASCII, binary as raw bytes.
 type Encoding uint8
 
 const (
@@ -63,27 +64,52 @@ const (
 	EncHex
 	// EncBinary sends binary content as raw bytes.
 	EncBinary
+	// EncBCD sends digits packed two per byte; an odd count is padded on the
+	// left with a 0 nibble. Lengths count digits.
+	EncBCD
 )
 
-// Prefix is a field's length indicator: none for fixed-length fields, or a
-// number of ASCII digits giving the content length that follows.
-type Prefix uint8
+func (e Encoding) String() string {
+	switch e {
+	case EncASCII:
+		return "ascii"
+	case EncHex:
+		return "hex"
+	case EncBinary:
+		return "binary"
+	case EncBCD:
+		return "bcd"
+	}
+	return fmt.Sprintf("encoding(%d)", uint8(e))
+}
+
+// PrefixEnc is how a variable-length field announces its length. The length
+// counts characters for text, digits for BCD and bytes for binary content.
+type PrefixEnc uint8
 
 const (
-	Fixed Prefix = iota
-	LL
-	LLL
+	// Fixed: no length indicator; the field is always Length long.
+	Fixed PrefixEnc = iota
+	// PrefixASCII: PrefixSize ASCII digits ("19" before a 19-digit PAN).
+	PrefixASCII
+	// PrefixBCD: PrefixSize digits in BCD, two per byte (LL: one byte).
+	PrefixBCD
+	// PrefixBinary: a big-endian unsigned integer of PrefixSize bytes.
+	PrefixBinary
 )
 
-// Digits is the number of ASCII length digits in front of the content.
-func (p Prefix) Digits() int {
+func (p PrefixEnc) String() string {
 	switch p {
-	case LL:
-		return 2
-	case LLL:
-		return 3
+	case Fixed:
+		return "fixed"
+	case PrefixASCII:
+		return "ascii"
+	case PrefixBCD:
+		return "bcd"
+	case PrefixBinary:
+		return "binary"
 	}
-	return 0
+	return fmt.Sprintf("prefix(%d)", uint8(p))
 }
 
 // Mask says how a field is shown in dumps and logs. Sensitive content never
@@ -105,45 +131,106 @@ type FieldDef struct {
 	ID     int
 	Name   string
 	Class  Class
-	Length int // fixed length, or maximum length for LL/LLL; in characters for text, bytes for binary
-	Prefix Prefix
-	Enc    Encoding
-	Mask   Mask
+	Length int // fixed length, or maximum length of a variable field (characters, digits or bytes)
+	// Prefix and PrefixSize say how a variable field's length is sent. The
+	// size counts as moov-io's prefixers do: digits for ASCII and BCD (2 is
+	// "LL"), bytes for binary.
+	Prefix     PrefixEnc
+	PrefixSize int
+	Enc        Encoding
+	Mask       Mask
 	// NoEcho marks fields a response does not repeat from its request:
 	// card-reading and security data (expiry, tracks, PIN, ICC, MACs) and
 	// fields only a responder sets (38, 39, 44, 54).
 	NoEcho bool
 }
 
-// Dialect is one wire format of ISO 8583: a message version and a table of
-// field definitions. The same table yields the moov-io MessageSpec used as the
+// prefixBytes is the wire size of the length indicator.
+func (f *FieldDef) prefixBytes() int {
+	switch f.Prefix {
+	case PrefixASCII, PrefixBinary:
+		return f.PrefixSize
+	case PrefixBCD:
+		return (f.PrefixSize + 1) / 2
+	}
+	return 0
+}
+
+// prefixMax is the largest length the indicator can carry.
+func (f *FieldDef) prefixMax() int {
+	m := 1
+	switch f.Prefix {
+	case PrefixASCII, PrefixBCD:
+		for range f.PrefixSize {
+			m *= 10
+		}
+	case PrefixBinary:
+		for range f.PrefixSize {
+			m *= 256
+		}
+	}
+	return m - 1
+}
+
+// wireLen is the wire size of n units of content.
+func (f *FieldDef) wireLen(n int) int {
+	switch f.Enc {
+	case EncHex:
+		return 2 * n
+	case EncBCD:
+		return (n + 1) / 2
+	}
+	return n
+}
+
+// Layout is what a dialect says about a message as a whole.
+type Layout struct {
+	Name string
+	// Version is the MTI version digit every message carries: '0' for ISO
+	// 8583:1987, '1' for 1993. Zero accepts any digit.
+	Version byte
+	MTI     Encoding // EncASCII (4 characters) or EncBCD (2 bytes)
+	Bitmap  Encoding // EncHex (16 characters per bitmap) or EncBinary (8 bytes)
+}
+
+// Dialect is one wire format of ISO 8583: a layout and a table of field
+// definitions. The same table yields the moov-io MessageSpec used as the
 // reference encoder (tests, fuzz oracle, spec export), so the fast codec in
 // this package and moov-io cannot drift apart silently.
 //
 // A Dialect is immutable after NewDialect returns and safe for concurrent use.
 type Dialect struct {
-	name    string
-	version byte // first MTI digit: '0' for ISO 8583:1987
-	fields  [MaxField + 1]FieldDef
-	echo    [2]uint64 // presence mask of the fields a response repeats
-	spec    *iso8583.MessageSpec
+	layout Layout
+	fields [MaxField + 1]FieldDef
+	echo   [2]uint64 // presence mask of the fields a response repeats
+	spec   *iso8583.MessageSpec
 }
 
-// NewDialect validates defs and builds a dialect. version is the MTI version
-// digit every message of this dialect carries ('0' for 1987, '1' for 1993).
-func NewDialect(name string, version byte, defs []FieldDef) (*Dialect, error) {
-	d := &Dialect{name: name, version: version}
-	if version < '0' || version > '9' {
-		return nil, fmt.Errorf("codec: dialect %q: version %q is not a digit", name, version)
-	}
+// NewDialect validates the layout and every field definition, reporting all
+// problems at once, and builds the dialect.
+func NewDialect(l Layout, defs []FieldDef) (*Dialect, error) {
+	d := &Dialect{layout: l}
 	var errs []error
+	bad := func(err error) { errs = append(errs, fmt.Errorf("codec: dialect %q: %w", l.Name, err)) }
+	if l.Name == "" {
+		bad(errors.New("no name"))
+	}
+	if l.Version != 0 && (l.Version < '0' || l.Version > '9') {
+		bad(fmt.Errorf("version %q is not a digit", l.Version))
+	}
+	if l.MTI != EncASCII && l.MTI != EncBCD {
+		bad(fmt.Errorf("MTI encoding %s: want ascii or bcd", l.MTI))
+	}
+	if l.Bitmap != EncHex && l.Bitmap != EncBinary {
+		bad(fmt.Errorf("bitmap encoding %s: want hex or binary", l.Bitmap))
+	}
 	for _, f := range defs {
-		if err := checkDef(f); err != nil {
-			errs = append(errs, fmt.Errorf("codec: dialect %q: %w", name, err))
+		if err := checkDef(&f); err != nil {
+			bad(err)
 			continue
 		}
 		if d.fields[f.ID].ID != 0 {
-			errs = append(errs, fmt.Errorf("codec: dialect %q: field %d defined twice", name, f.ID))
+			bad(fmt.Errorf("field %d defined twice", f.ID))
 			continue
 		}
 		d.fields[f.ID] = f
@@ -159,31 +246,40 @@ func NewDialect(name string, version byte, defs []FieldDef) (*Dialect, error) {
 	return d, nil
 }
 
-func checkDef(f FieldDef) error {
+func checkDef(f *FieldDef) error {
 	switch {
 	case f.ID < 2 || f.ID > MaxField || f.ID == 65:
 		// 1 and 65 are bitmap indicators, handled by the codec itself.
 		return fmt.Errorf("field %d: id must be 2–128 and not 65", f.ID)
 	case f.Length <= 0:
 		return fmt.Errorf("field %d: length %d must be positive", f.ID, f.Length)
-	case f.Prefix == LL && f.Length > 99, f.Prefix == LLL && f.Length > 999:
-		return fmt.Errorf("field %d: length %d does not fit its %d-digit prefix", f.ID, f.Length, f.Prefix.Digits())
-	case f.Prefix > LLL:
-		return fmt.Errorf("field %d: unknown prefix %d", f.ID, f.Prefix)
 	case f.Class < ClassN || f.Class > ClassB:
 		return fmt.Errorf("field %d: unknown class %d", f.ID, f.Class)
-	case (f.Class == ClassB) != (f.Enc == EncHex || f.Enc == EncBinary):
-		return fmt.Errorf("field %d: class %s cannot use encoding %d", f.ID, f.Class, f.Enc)
-	case f.Enc < EncASCII || f.Enc > EncBinary:
+	case f.Enc < EncASCII || f.Enc > EncBCD:
 		return fmt.Errorf("field %d: unknown encoding %d", f.ID, f.Enc)
-	case f.Enc == EncHex && f.Prefix != Fixed:
-		return fmt.Errorf("field %d: hex-encoded fields must be fixed length", f.ID)
+	case (f.Class == ClassB) != (f.Enc == EncHex || f.Enc == EncBinary):
+		return fmt.Errorf("field %d: class %s cannot use encoding %s", f.ID, f.Class, f.Enc)
+	case f.Enc == EncBCD && f.Class != ClassN:
+		return fmt.Errorf("field %d: BCD carries digits only; class %s needs another encoding", f.ID, f.Class)
+	case f.Prefix > PrefixBinary:
+		return fmt.Errorf("field %d: unknown prefix %d", f.ID, f.Prefix)
+	case f.Prefix == Fixed && f.PrefixSize != 0:
+		return fmt.Errorf("field %d: a fixed field has no prefix size", f.ID)
+	case f.Prefix != Fixed && (f.PrefixSize < 1 || f.PrefixSize > 4):
+		return fmt.Errorf("field %d: prefix size %d must be 1–4", f.ID, f.PrefixSize)
+	case f.Prefix != Fixed && f.Length > f.prefixMax():
+		return fmt.Errorf("field %d: maximum length %d does not fit a %s prefix of size %d", f.ID, f.Length, f.Prefix, f.PrefixSize)
+	case f.wireLen(f.Length)+f.prefixBytes() > MaxFrame:
+		return fmt.Errorf("field %d: length %d cannot fit in a frame", f.ID, f.Length)
 	}
 	return nil
 }
 
 // Name is the dialect's name, e.g. "iso87ascii".
-func (d *Dialect) Name() string { return d.name }
+func (d *Dialect) Name() string { return d.layout.Name }
+
+// Layout is the dialect's layout.
+func (d *Dialect) Layout() Layout { return d.layout }
 
 // Field returns the definition of field id, and false when the dialect does
 // not define it.
@@ -194,49 +290,70 @@ func (d *Dialect) Field(id int) (FieldDef, bool) {
 	return d.fields[id], true
 }
 
+// Fields returns every field definition in ascending order.
+func (d *Dialect) Fields() []FieldDef {
+	var out []FieldDef
+	for _, f := range d.fields {
+		if f.ID != 0 {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// SameLayout reports whether messages of d and o carry the same fields with
+// the same classes and lengths, so that canonical content moves between them
+// unchanged and only the wire encoding differs (1987 ASCII and 1987 binary,
+// say). Conversion between such dialects is a plain copy.
+func (d *Dialect) SameLayout(o *Dialect) bool {
+	if d.layout.Version != o.layout.Version {
+		return false
+	}
+	for id := range d.fields {
+		a, b := &d.fields[id], &o.fields[id]
+		if a.ID != b.ID || a.Class != b.Class || a.Length != b.Length || (a.Prefix == Fixed) != (b.Prefix == Fixed) {
+			return false
+		}
+	}
+	return true
+}
+
 // Spec is the same dialect as a moov-io MessageSpec: the reference encoder.
 // The returned spec is shared; do not modify it.
 func (d *Dialect) Spec() *iso8583.MessageSpec { return d.spec }
 
 // moovSpec expresses the field table with moov-io field types. Text fields are
 // moov Strings (not Numerics: a Numeric drops the leading zeros of an LL
-// field such as 32), binary fields are moov Binaries.
+// field such as 32), binary fields are moov Binaries. No padding rules:
+// fields keep their wire content exactly, so the two codecs can be compared
+// byte for byte.
 func (d *Dialect) moovSpec() *iso8583.MessageSpec {
-	s := &iso8583.MessageSpec{
-		Name: d.name,
-		Fields: map[int]field.Field{
-			0: field.NewString(&field.Spec{
-				Length: 4, Description: "Message Type Indicator",
-				Enc: encoding.ASCII, Pref: prefix.ASCII.Fixed,
-			}),
-			1: field.NewBitmap(&field.Spec{
-				Length: 8, Description: "Bitmap",
-				Enc: encoding.BytesToASCIIHex, Pref: prefix.Hex.Fixed,
-			}),
-		},
+	mti := &field.Spec{Length: 4, Description: "Message Type Indicator", Enc: encoding.ASCII, Pref: prefix.ASCII.Fixed}
+	if d.layout.MTI == EncBCD {
+		mti.Enc, mti.Pref = encoding.BCD, prefix.BCD.Fixed
 	}
-	for _, f := range d.fields {
+	bitmap := &field.Spec{Length: 8, Description: "Bitmap", Enc: encoding.BytesToASCIIHex, Pref: prefix.Hex.Fixed}
+	if d.layout.Bitmap == EncBinary {
+		bitmap.Enc, bitmap.Pref = encoding.Binary, prefix.Binary.Fixed
+	}
+	s := &iso8583.MessageSpec{
+		Name:   d.layout.Name,
+		Fields: map[int]field.Field{0: field.NewString(mti), 1: field.NewBitmap(bitmap)},
+	}
+	for i := range d.fields {
+		f := &d.fields[i]
 		if f.ID == 0 {
 			continue
 		}
-		// No padding rules: fields keep their wire content exactly, so the
-		// two codecs can be compared byte for byte.
-		spec := &field.Spec{Length: f.Length, Description: f.Name}
-		switch f.Prefix {
-		case Fixed:
-			spec.Pref = prefix.ASCII.Fixed
-		case LL:
-			spec.Pref = prefix.ASCII.LL
-		case LLL:
-			spec.Pref = prefix.ASCII.LLL
-		}
+		spec := &field.Spec{Length: f.Length, Description: f.Name, Pref: moovPrefix(f)}
 		switch f.Enc {
 		case EncASCII:
 			spec.Enc = encoding.ASCII
 			s.Fields[f.ID] = field.NewString(spec)
+		case EncBCD:
+			spec.Enc = encoding.BCD
+			s.Fields[f.ID] = field.NewString(spec)
 		case EncHex:
-			// ASCII.Fixed, not Hex.Fixed: moov's Hex.Fixed counts hex digits
-			// when packing but bytes when unpacking.
 			spec.Enc = encoding.BytesToASCIIHex
 			s.Fields[f.ID] = field.NewBinary(spec)
 		case EncBinary:
@@ -245,4 +362,27 @@ func (d *Dialect) moovSpec() *iso8583.MessageSpec {
 		}
 	}
 	return s
+}
+
+func moovPrefix(f *FieldDef) prefix.Prefixer {
+	var set prefix.Prefixers
+	switch f.Prefix {
+	case Fixed:
+		switch f.Enc {
+		case EncBCD:
+			return prefix.BCD.Fixed
+		case EncBinary:
+			return prefix.Binary.Fixed
+		}
+		// ASCII.Fixed also for hex content, not Hex.Fixed: moov's Hex.Fixed
+		// counts hex digits when packing but bytes when unpacking.
+		return prefix.ASCII.Fixed
+	case PrefixASCII:
+		set = prefix.ASCII
+	case PrefixBCD:
+		set = prefix.BCD
+	case PrefixBinary:
+		set = prefix.Binary
+	}
+	return [...]prefix.Prefixer{1: set.L, 2: set.LL, 3: set.LLL, 4: set.LLLL}[f.PrefixSize]
 }

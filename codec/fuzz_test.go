@@ -5,15 +5,18 @@ import (
 	"testing"
 )
 
-func seedMessages(f *testing.F) {
-	d := ISO87ASCII()
+func seedMessages(f *testing.F, d *Dialect) {
 	m := purchase0200(f, d)
 	f.Add(pack(f, m))
 	must(f, m.SetString(102, "01088886666"))
 	must(f, m.SetString(70, "301"))
 	f.Add(pack(f, m))
-	f.Add([]byte("08008000000000000000000000000000000000000000000000"))
-	f.Add([]byte("0800822000000000000004000000000000001123180300000001301"))
+	echo := NewMessage(d)
+	must(f, echo.SetMTI([4]byte{'0', '8', '0', '0'}))
+	must(f, echo.SetString(7, "1123180300"))
+	must(f, echo.SetString(11, "000001"))
+	must(f, echo.SetString(70, "301"))
+	f.Add(pack(f, echo))
 }
 
 // FuzzUnpack holds Message to three rules on any input: it never panics;
@@ -23,9 +26,13 @@ func seedMessages(f *testing.F) {
 // Message is stricter than moov-io, on purpose: it refuses trailing bytes,
 // non-digit length prefixes ("+9", " 9" parse in moov), control characters in
 // text fields and letters in n fields. So only one direction is checked.
-func FuzzUnpack(f *testing.F) {
-	seedMessages(f)
-	d := ISO87ASCII()
+func FuzzUnpack(f *testing.F) { fuzzUnpack(f, ISO87ASCII()) }
+
+// FuzzUnpackBinary is FuzzUnpack for the 1987 binary dialect.
+func FuzzUnpackBinary(f *testing.F) { fuzzUnpack(f, ISO87Binary()) }
+
+func fuzzUnpack(f *testing.F, d *Dialect) {
+	seedMessages(f, d)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m := NewMessage(d)
 		if err := m.Unpack(b); err != nil {

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"strconv"
 )
@@ -70,8 +71,10 @@ func (m *Message) SetMTI(mti [4]byte) error {
 	return nil
 }
 
+// validMTI checks a canonical (ASCII digit) MTI against the dialect.
 func (d *Dialect) validMTI(b []byte) bool {
-	return len(b) >= 4 && b[0] == d.version && isDigit(b[1]) && isDigit(b[2]) && isDigit(b[3])
+	v := d.layout.Version
+	return len(b) >= 4 && isDigit(b[0]) && (v == 0 || b[0] == v) && isDigit(b[1]) && isDigit(b[2]) && isDigit(b[3])
 }
 
 func bit(id int) (word int, mask uint64) {
@@ -254,46 +257,28 @@ func (m *Message) Unpack(src []byte) error {
 		return ErrNoDialect
 	}
 	m.Reset(d)
-	if cap(m.buf) < len(src) {
-		m.buf = make([]byte, 0, len(src)+len(src)/2)
+	if cap(m.buf) < 2*len(src) {
+		// Canonical content is at most twice the wire size (BCD digits).
+		m.buf = make([]byte, 0, 2*len(src)+64)
 	}
-	if len(src) < 4 {
-		return ErrShort
+	p, mtiOK, err := d.readHeader(src, &m.mti, &m.set)
+	m.hasMTI = mtiOK
+	if err != nil {
+		return err
 	}
-	if !d.validMTI(src) {
-		return ErrMTI
-	}
-	copy(m.mti[:], src)
-	m.hasMTI = true
-	p := 4
-
-	primary, ok := parseHex64(src[p:])
-	if !ok {
-		return bitmapError(src[p:])
-	}
-	p += 16
-	var secondary uint64
-	if primary&(1<<63) != 0 {
-		if secondary, ok = parseHex64(src[p:]); !ok {
-			return bitmapError(src[p:])
-		}
-		p += 16
-		// An all-zero secondary bitmap is accepted: some acquirers always
-		// send one.
-	}
-	// Bits 1 and 65 are bitmap indicators, not fields; 65 set would announce
-	// a tertiary bitmap, which no dialect here defines.
-	words := [2]uint64{primary &^ (1 << 63), secondary}
-
-	for w := range words {
-		for s := words[w]; s != 0; {
+	for w := range m.set {
+		for s := m.set[w]; s != 0; {
 			lz := bits.LeadingZeros64(s)
 			s &^= 1 << (63 - uint(lz))
 			id := w*64 + lz + 1
-			n, err := m.unpackField(id, src[p:])
+			off := len(m.buf)
+			n, buf, err := d.decodeField(id, src[p:], m.buf, true)
 			if err != nil {
+				m.clearFrom(id)
 				return &FieldError{Field: id, Err: err}
 			}
+			m.buf = buf
+			m.spans[id] = span{uint32(off), uint32(len(buf) - off)}
 			p += n
 		}
 	}
@@ -303,115 +288,283 @@ func (m *Message) Unpack(src []byte) error {
 	return nil
 }
 
-func bitmapError(rest []byte) error {
-	if len(rest) < 16 {
-		return ErrShort
+// clearFrom drops the presence bits of field id and every field after it,
+// after a decoding error at id.
+func (m *Message) clearFrom(id int) {
+	w, b := bit(id)
+	m.set[w] &^= b | (b - 1)
+	if w == 0 {
+		m.set[1] = 0
 	}
-	return ErrBitmap
 }
 
-// unpackField decodes one field from the front of src into m.buf and returns
-// the number of wire bytes it used.
-func (m *Message) unpackField(id int, src []byte) (int, error) {
-	f := &m.d.fields[id]
+// readHeader decodes the MTI and the bitmaps at the front of src into mti
+// and set (bit 1 cleared) and returns the offset of the first field. mtiOK
+// reports a valid MTI even when the bitmap then fails, so that the caller
+// can still answer.
+func (d *Dialect) readHeader(src []byte, mti *[4]byte, set *[2]uint64) (p int, mtiOK bool, err error) {
+	switch d.layout.MTI {
+	case EncBCD:
+		if len(src) < 2 {
+			return 0, false, ErrShort
+		}
+		var digits [4]byte
+		for i, b := range src[:2] {
+			digits[2*i], digits[2*i+1] = '0'+b>>4, '0'+b&0xf
+		}
+		if !d.validMTI(digits[:]) {
+			return 0, false, ErrMTI
+		}
+		*mti, p = digits, 2
+	default:
+		if len(src) < 4 {
+			return 0, false, ErrShort
+		}
+		if !d.validMTI(src) {
+			return 0, false, ErrMTI
+		}
+		copy(mti[:], src)
+		p = 4
+	}
+	primary, n, err := d.readBitmap(src[p:])
+	if err != nil {
+		return p, true, err
+	}
+	p += n
+	var secondary uint64
+	if primary&(1<<63) != 0 {
+		// An all-zero secondary bitmap is accepted: some acquirers always
+		// send one.
+		if secondary, n, err = d.readBitmap(src[p:]); err != nil {
+			return p, true, err
+		}
+		p += n
+	}
+	// Bit 1 is the secondary bitmap indicator, not a field; bit 65 stays and
+	// is refused as an undefined field: it would announce a tertiary bitmap.
+	*set = [2]uint64{primary &^ (1 << 63), secondary}
+	return p, true, nil
+}
+
+func (d *Dialect) readBitmap(src []byte) (uint64, int, error) {
+	if d.layout.Bitmap == EncBinary {
+		if len(src) < 8 {
+			return 0, 0, ErrShort
+		}
+		return binary.BigEndian.Uint64(src), 8, nil
+	}
+	if len(src) < 16 {
+		return 0, 0, ErrShort
+	}
+	v, ok := parseHex64(src)
+	if !ok {
+		return 0, 0, ErrBitmap
+	}
+	return v, 16, nil
+}
+
+// decodeField decodes field id from the front of src and returns the number
+// of wire bytes it used. With keep, the canonical content is appended to out
+// and checked against the field's class. Without keep, the content is only
+// checked as far as moov-io checks it (ASCII below 128, hex digits, BCD
+// nibbles), so that a field nobody reads costs no more than a skip.
+func (d *Dialect) decodeField(id int, src, out []byte, keep bool) (int, []byte, error) {
+	f := &d.fields[id]
 	if f.ID == 0 {
-		return 0, ErrUndefined
+		return 0, out, ErrUndefined
 	}
 	n, p := f.Length, 0
 	if f.Prefix != Fixed {
-		digits := f.Prefix.Digits()
-		if len(src) < digits {
-			return 0, ErrShort
+		pb := f.prefixBytes()
+		if len(src) < pb {
+			return 0, out, ErrShort
 		}
-		n = 0
-		for _, b := range src[:digits] {
-			if !isDigit(b) {
-				return 0, ErrLength
-			}
-			n = n*10 + int(b-'0')
+		var ok bool
+		if n, ok = decodeLength(f, src[:pb]); !ok || n > f.Length {
+			return 0, out, ErrLength
 		}
-		if n > f.Length {
-			return 0, ErrLength
-		}
-		p = digits
+		p = pb
 	}
-	off := len(m.buf)
+	w := f.wireLen(n)
+	if len(src)-p < w {
+		return 0, out, ErrShort
+	}
+	v := src[p : p+w]
 	switch f.Enc {
-	case EncHex:
-		if len(src)-p < 2*n {
-			return 0, ErrShort
-		}
-		for i := 0; i < n; i++ {
-			hi, ok1 := unhex(src[p+2*i])
-			lo, ok2 := unhex(src[p+2*i+1])
-			if !ok1 || !ok2 {
-				m.buf = m.buf[:off]
-				return 0, ErrContent
+	case EncASCII:
+		if keep {
+			if !f.Class.valid(v) {
+				return 0, out, ErrContent
 			}
-			m.buf = append(m.buf, hi<<4|lo)
+			out = append(out, v...)
+		} else if !ascii(v) {
+			return 0, out, ErrContent
 		}
-		p += 2 * n
-	default:
-		if len(src)-p < n {
-			return 0, ErrShort
+	case EncBinary:
+		if keep {
+			out = append(out, v...)
 		}
-		v := src[p : p+n]
-		if !f.Class.valid(v) {
-			return 0, ErrContent
+	case EncHex:
+		for i := 0; i < len(v); i += 2 {
+			hi, ok1 := unhex(v[i])
+			lo, ok2 := unhex(v[i+1])
+			if !ok1 || !ok2 {
+				return 0, out, ErrContent
+			}
+			if keep {
+				out = append(out, hi<<4|lo)
+			}
 		}
-		m.buf = append(m.buf, v...)
-		p += n
+	case EncBCD:
+		// An odd count carries a 0 pad nibble first.
+		if n%2 == 1 && v[0]>>4 != 0 {
+			return 0, out, ErrContent
+		}
+		for i, b := range v {
+			hi, lo := b>>4, b&0xf
+			if hi > 9 || lo > 9 {
+				return 0, out, ErrContent
+			}
+			if keep {
+				if i > 0 || n%2 == 0 {
+					out = append(out, '0'+hi)
+				}
+				out = append(out, '0'+lo)
+			}
+		}
 	}
-	m.place(id, off, n)
-	return p, nil
+	return p + w, out, nil
+}
+
+// decodeLength reads a length indicator.
+func decodeLength(f *FieldDef, b []byte) (int, bool) {
+	n := 0
+	switch f.Prefix {
+	case PrefixASCII:
+		for _, c := range b {
+			if !isDigit(c) {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+	case PrefixBCD:
+		for i, c := range b {
+			hi, lo := int(c>>4), int(c&0xf)
+			if hi > 9 || lo > 9 || i == 0 && f.PrefixSize%2 == 1 && hi != 0 {
+				return 0, false
+			}
+			n = n*100 + hi*10 + lo
+		}
+	case PrefixBinary:
+		for _, c := range b {
+			n = n<<8 | int(c)
+		}
+	}
+	return n, true
 }
 
 // Pack appends the message in wire form to dst and returns the extended
-// slice. The primary bitmap is always 16 hex characters; the secondary
-// bitmap is sent only when a field above 64 is present.
+// slice. The primary bitmap is always sent; the secondary bitmap only when a
+// field above 64 is present.
 func (m *Message) Pack(dst []byte) ([]byte, error) {
-	if m.d == nil {
+	d := m.d
+	if d == nil {
 		return dst, ErrNoDialect
 	}
 	if !m.hasMTI {
 		return dst, ErrMTI
 	}
-	dst = append(dst, m.mti[:]...)
+	if d.layout.MTI == EncBCD {
+		dst = append(dst, (m.mti[0]-'0')<<4|(m.mti[1]-'0'), (m.mti[2]-'0')<<4|(m.mti[3]-'0'))
+	} else {
+		dst = append(dst, m.mti[:]...)
+	}
 	primary := m.set[0]
 	if m.set[1] != 0 {
 		primary |= 1 << 63
 	}
-	dst = appendHex64(dst, primary)
+	dst = d.appendBitmap(dst, primary)
 	if m.set[1] != 0 {
-		dst = appendHex64(dst, m.set[1])
+		dst = d.appendBitmap(dst, m.set[1])
 	}
 	for w := range m.set {
 		for s := m.set[w]; s != 0; {
 			lz := bits.LeadingZeros64(s)
 			s &^= 1 << (63 - uint(lz))
 			id := w*64 + lz + 1
-			dst = m.packField(dst, id)
+			dst = d.encodeField(dst, id, m.Get(id))
 		}
 	}
 	return dst, nil
 }
 
-func (m *Message) packField(dst []byte, id int) []byte {
-	f := &m.d.fields[id]
-	v := m.Get(id)
-	switch f.Prefix {
-	case LL:
-		dst = append(dst, '0'+byte(len(v)/10), '0'+byte(len(v)%10))
-	case LLL:
-		dst = append(dst, '0'+byte(len(v)/100), '0'+byte(len(v)/10%10), '0'+byte(len(v)%10))
+func (d *Dialect) appendBitmap(dst []byte, v uint64) []byte {
+	if d.layout.Bitmap == EncBinary {
+		return binary.BigEndian.AppendUint64(dst, v)
 	}
-	if f.Enc == EncHex {
+	return appendHex64(dst, v)
+}
+
+// encodeField appends field id with canonical content v in wire form.
+func (d *Dialect) encodeField(dst []byte, id int, v []byte) []byte {
+	f := &d.fields[id]
+	n := len(v)
+	switch f.Prefix {
+	case PrefixASCII:
+		for i := f.PrefixSize - 1; i >= 0; i-- {
+			dst = append(dst, '0'+byte(n/pow10(i)%10))
+		}
+	case PrefixBCD:
+		digits := f.PrefixSize + f.PrefixSize%2
+		for i := digits - 1; i >= 0; i -= 2 {
+			dst = append(dst, byte(n/pow10(i)%10)<<4|byte(n/pow10(i-1)%10))
+		}
+	case PrefixBinary:
+		for i := f.PrefixSize - 1; i >= 0; i-- {
+			dst = append(dst, byte(n>>(8*i)))
+		}
+	}
+	switch f.Enc {
+	case EncHex:
 		for _, b := range v {
 			dst = append(dst, hexDigits[b>>4], hexDigits[b&0xf])
 		}
-		return dst
+	case EncBCD:
+		if n%2 == 1 {
+			dst = append(dst, v[0]-'0')
+			v = v[1:]
+		}
+		for i := 0; i < len(v); i += 2 {
+			dst = append(dst, (v[i]-'0')<<4|(v[i+1]-'0'))
+		}
+	default:
+		dst = append(dst, v...)
 	}
-	return append(dst, v...)
+	return dst
+}
+
+func pow10(i int) int {
+	p := 1
+	for ; i > 0; i-- {
+		p *= 10
+	}
+	return p
+}
+
+// ascii reports whether every byte is below 128, eight at a time.
+func ascii(v []byte) bool {
+	for len(v) >= 8 {
+		if binary.LittleEndian.Uint64(v)&0x8080808080808080 != 0 {
+			return false
+		}
+		v = v[8:]
+	}
+	for _, b := range v {
+		if b >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 const hexDigits = "0123456789ABCDEF"

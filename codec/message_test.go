@@ -94,9 +94,16 @@ func sameFields(t *testing.T, got, want map[int][]byte) {
 	}
 }
 
-func TestMessageAgreesWithMoov(t *testing.T) {
-	d := ISO87ASCII()
+// dialects are the built-in dialects every codec test runs against.
+func dialects() []*Dialect { return []*Dialect{ISO87ASCII(), ISO87Binary()} }
 
+func TestMessageAgreesWithMoov(t *testing.T) {
+	for _, d := range dialects() {
+		t.Run(d.Name(), func(t *testing.T) { agreesWithMoov(t, d) })
+	}
+}
+
+func agreesWithMoov(t *testing.T, d *Dialect) {
 	t.Run("moov unpacks what Message packs, field for field", func(t *testing.T) {
 		m := purchase0200(t, d)
 		b := pack(t, m)
