@@ -27,16 +27,39 @@ func BenchmarkUnpack(b *testing.B) {
 	}
 }
 
+// BenchmarkScan reads the routing and matching fields of the same 0200.
+func BenchmarkScan(b *testing.B) {
+	for _, d := range dialects() {
+		b.Run(d.Name(), func(b *testing.B) {
+			wire := pack(b, purchase0200(b, d))
+			keep := RoutingFields()
+			var s Scan
+			b.SetBytes(int64(len(wire)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := d.Scan(wire, keep, &s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMoovUnpack is moov-io's full Unpack of the same bytes, per
+// dialect: the reference BenchmarkScan is measured against.
 func BenchmarkMoovUnpack(b *testing.B) {
-	d := ISO87ASCII()
-	wire := pack(b, purchase0200(b, d))
-	b.SetBytes(int64(len(wire)))
-	b.ReportAllocs()
-	for b.Loop() {
-		m := iso8583.NewMessage(d.Spec())
-		if err := m.Unpack(wire); err != nil {
-			b.Fatal(err)
-		}
+	for _, d := range dialects() {
+		b.Run(d.Name(), func(b *testing.B) {
+			wire := pack(b, purchase0200(b, d))
+			b.SetBytes(int64(len(wire)))
+			b.ReportAllocs()
+			for b.Loop() {
+				m := iso8583.NewMessage(d.Spec())
+				if err := m.Unpack(wire); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

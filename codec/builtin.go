@@ -2,7 +2,8 @@ package codec
 
 import "sort"
 
-// Builtin returns a built-in dialect by name: iso87ascii, iso87binary.
+// Builtin returns a built-in dialect by name: iso87ascii, iso87binary,
+// iso93ascii.
 func Builtin(name string) (*Dialect, bool) {
 	build, ok := builtins()[name]
 	if !ok {
@@ -25,5 +26,6 @@ func builtins() map[string]func() *Dialect {
 	return map[string]func() *Dialect{
 		"iso87ascii":  ISO87ASCII,
 		"iso87binary": ISO87Binary,
+		"iso93ascii":  ISO93ASCII,
 	}
 }

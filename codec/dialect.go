@@ -145,6 +145,28 @@ type FieldDef struct {
 	NoEcho bool
 }
 
+// fieldOp is what decoding needs of a FieldDef; class 0 marks an undefined
+// field.
+type fieldOp struct {
+	max    uint16
+	prefix PrefixEnc
+	psize  uint8 // wire bytes of the length indicator
+	bcdOdd bool  // a BCD indicator with an odd digit count: its first nibble pads
+	enc    Encoding
+	class  Class
+}
+
+// wireLen is the wire size of n units of content.
+func (o *fieldOp) wireLen(n int) int {
+	switch o.enc {
+	case EncHex:
+		return 2 * n
+	case EncBCD:
+		return (n + 1) / 2
+	}
+	return n
+}
+
 // prefixBytes is the wire size of the length indicator.
 func (f *FieldDef) prefixBytes() int {
 	switch f.Prefix {
@@ -202,8 +224,11 @@ type Layout struct {
 type Dialect struct {
 	layout Layout
 	fields [MaxField + 1]FieldDef
-	echo   [2]uint64 // presence mask of the fields a response repeats
-	spec   *iso8583.MessageSpec
+	// ops is the field table cut down to what decoding reads, eight bytes a
+	// field, so that walking a message touches two cache lines, not twenty.
+	ops  [MaxField + 1]fieldOp
+	echo [2]uint64 // presence mask of the fields a response repeats
+	spec *iso8583.MessageSpec
 }
 
 // NewDialect validates the layout and every field definition, reporting all
@@ -234,6 +259,10 @@ func NewDialect(l Layout, defs []FieldDef) (*Dialect, error) {
 			continue
 		}
 		d.fields[f.ID] = f
+		d.ops[f.ID] = fieldOp{
+			max: uint16(f.Length), prefix: f.Prefix, psize: uint8(f.prefixBytes()),
+			bcdOdd: f.Prefix == PrefixBCD && f.PrefixSize%2 == 1, enc: f.Enc, class: f.Class,
+		}
 		if !f.NoEcho {
 			w, b := bit(f.ID)
 			d.echo[w] |= b

@@ -220,26 +220,50 @@ func (f *FieldDef) check(v []byte) error {
 func (c Class) valid(v []byte) bool {
 	switch c {
 	case ClassN:
-		for _, b := range v {
-			if !isDigit(b) {
-				return false
-			}
-		}
+		return digits(v)
 	case ClassXN:
-		if len(v) == 0 || v[0] != 'C' && v[0] != 'D' {
+		return len(v) > 0 && (v[0] == 'C' || v[0] == 'D') && digits(v[1:])
+	case ClassB:
+		return true
+	}
+	return printable(v)
+}
+
+// digits reports whether every byte is '0'–'9', eight bytes at a time: a
+// byte is a digit when it, it plus 0x46 and it minus 0x30 all have the high
+// bit clear. A borrow or carry between bytes only arises from a byte that
+// already fails, so it cannot hide one.
+func digits(v []byte) bool {
+	const hi, lo, up = 0x8080808080808080, 0x3030303030303030, 0x4646464646464646
+	for len(v) >= 8 {
+		x := binary.LittleEndian.Uint64(v)
+		if (x|(x+up)|(x-lo))&hi != 0 {
 			return false
 		}
-		for _, b := range v[1:] {
-			if !isDigit(b) {
-				return false
-			}
+		v = v[8:]
+	}
+	for _, b := range v {
+		if !isDigit(b) {
+			return false
 		}
-	case ClassB:
-	default:
-		for _, b := range v {
-			if b < 0x20 || b > 0x7e {
-				return false
-			}
+	}
+	return true
+}
+
+// printable reports whether every byte is 0x20–0x7e, eight at a time, by
+// the same reasoning as digits.
+func printable(v []byte) bool {
+	const hi, lo, up = 0x8080808080808080, 0x2020202020202020, 0x0101010101010101
+	for len(v) >= 8 {
+		x := binary.LittleEndian.Uint64(v)
+		if (x|(x+up)|(x-lo))&hi != 0 {
+			return false
+		}
+		v = v[8:]
+	}
+	for _, b := range v {
+		if b < 0x20 || b > 0x7e {
+			return false
 		}
 	}
 	return true
@@ -272,13 +296,12 @@ func (m *Message) Unpack(src []byte) error {
 			s &^= 1 << (63 - uint(lz))
 			id := w*64 + lz + 1
 			off := len(m.buf)
-			n, buf, err := d.decodeField(id, src[p:], m.buf, true)
+			n, err := d.decodeField(id, src[p:], &m.buf, true)
 			if err != nil {
 				m.clearFrom(id)
 				return &FieldError{Field: id, Err: err}
 			}
-			m.buf = buf
-			m.spans[id] = span{uint32(off), uint32(len(buf) - off)}
+			m.spans[id] = span{uint32(off), uint32(len(m.buf) - off)}
 			p += n
 		}
 	}
@@ -364,82 +387,86 @@ func (d *Dialect) readBitmap(src []byte) (uint64, int, error) {
 }
 
 // decodeField decodes field id from the front of src and returns the number
-// of wire bytes it used. With keep, the canonical content is appended to out
-// and checked against the field's class. Without keep, the content is only
-// checked as far as moov-io checks it (ASCII below 128, hex digits, BCD
-// nibbles), so that a field nobody reads costs no more than a skip.
-func (d *Dialect) decodeField(id int, src, out []byte, keep bool) (int, []byte, error) {
-	f := &d.fields[id]
-	if f.ID == 0 {
-		return 0, out, ErrUndefined
+// of wire bytes it used. With keep, the canonical content is appended to
+// *out and checked against the field's class. Without keep, the content is
+// only checked as far as moov-io checks it (ASCII below 128, hex digits,
+// BCD nibbles), so that a field nobody reads costs little more than a skip.
+// Kept content never grows *out beyond its capacity.
+func (d *Dialect) decodeField(id int, src []byte, out *[]byte, keep bool) (int, error) {
+	o := &d.ops[id]
+	if o.class == 0 {
+		return 0, ErrUndefined
 	}
-	n, p := f.Length, 0
-	if f.Prefix != Fixed {
-		pb := f.prefixBytes()
-		if len(src) < pb {
-			return 0, out, ErrShort
+	n, p := int(o.max), 0
+	if o.prefix != Fixed {
+		p = int(o.psize)
+		if len(src) < p {
+			return 0, ErrShort
 		}
 		var ok bool
-		if n, ok = decodeLength(f, src[:pb]); !ok || n > f.Length {
-			return 0, out, ErrLength
+		if n, ok = decodeLength(o, src[:p]); !ok || n > int(o.max) {
+			return 0, ErrLength
 		}
-		p = pb
 	}
-	w := f.wireLen(n)
+	w := o.wireLen(n)
 	if len(src)-p < w {
-		return 0, out, ErrShort
+		return 0, ErrShort
 	}
 	v := src[p : p+w]
-	switch f.Enc {
+	if keep && cap(*out)-len(*out) < n {
+		// Only a Scan's fixed buffer can run out; growing it would allocate.
+		return 0, ErrScanFull
+	}
+	switch o.enc {
 	case EncASCII:
 		if keep {
-			if !f.Class.valid(v) {
-				return 0, out, ErrContent
+			if !o.class.valid(v) {
+				return 0, ErrContent
 			}
-			out = append(out, v...)
+			*out = append(*out, v...)
 		} else if !ascii(v) {
-			return 0, out, ErrContent
+			return 0, ErrContent
 		}
 	case EncBinary:
 		if keep {
-			out = append(out, v...)
+			*out = append(*out, v...)
 		}
 	case EncHex:
 		for i := 0; i < len(v); i += 2 {
 			hi, ok1 := unhex(v[i])
 			lo, ok2 := unhex(v[i+1])
 			if !ok1 || !ok2 {
-				return 0, out, ErrContent
+				return 0, ErrContent
 			}
 			if keep {
-				out = append(out, hi<<4|lo)
+				*out = append(*out, hi<<4|lo)
 			}
 		}
 	case EncBCD:
 		// An odd count carries a 0 pad nibble first.
 		if n%2 == 1 && v[0]>>4 != 0 {
-			return 0, out, ErrContent
+			return 0, ErrContent
 		}
 		for i, b := range v {
 			hi, lo := b>>4, b&0xf
 			if hi > 9 || lo > 9 {
-				return 0, out, ErrContent
+				return 0, ErrContent
 			}
 			if keep {
 				if i > 0 || n%2 == 0 {
-					out = append(out, '0'+hi)
+					*out = append(*out, '0'+hi)
 				}
-				out = append(out, '0'+lo)
+				*out = append(*out, '0'+lo)
 			}
 		}
 	}
-	return p + w, out, nil
+	return p + w, nil
 }
 
 // decodeLength reads a length indicator.
-func decodeLength(f *FieldDef, b []byte) (int, bool) {
+func decodeLength(o *fieldOp, b []byte) (int, bool) {
 	n := 0
-	switch f.Prefix {
+	switch o.prefix {
 	case PrefixASCII:
 		for _, c := range b {
 			if !isDigit(c) {
@@ -450,7 +477,7 @@ func decodeLength(f *FieldDef, b []byte) (int, bool) {
 	case PrefixBCD:
 		for i, c := range b {
 			hi, lo := int(c>>4), int(c&0xf)
-			if hi > 9 || lo > 9 || i == 0 && f.PrefixSize%2 == 1 && hi != 0 {
+			if hi > 9 || lo > 9 || i == 0 && o.bcdOdd && hi != 0 {
 				return 0, false
 			}
 			n = n*100 + hi*10 + lo

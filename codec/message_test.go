@@ -432,3 +432,24 @@ func TestAdditionalAmounts(t *testing.T) {
 		}
 	}
 }
+
+// TestClassChecksAgreeBytewise holds the eight-at-a-time class checks to
+// the obvious byte loop, for every byte value at every position.
+func TestClassChecksAgreeBytewise(t *testing.T) {
+	for n := 1; n <= 17; n++ {
+		for pos := 0; pos < n; pos++ {
+			for b := 0; b < 256; b++ {
+				v := bytes.Repeat([]byte{'5'}, n)
+				v[pos] = byte(b)
+				if got, want := digits(v), b >= '0' && b <= '9'; got != want {
+					t.Fatalf("digits(%q) = %v", v, got)
+				}
+				v = bytes.Repeat([]byte{'a'}, n)
+				v[pos] = byte(b)
+				if got, want := printable(v), b >= 0x20 && b <= 0x7e; got != want {
+					t.Fatalf("printable(%q) = %v", v, got)
+				}
+			}
+		}
+	}
+}
