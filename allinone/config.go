@@ -25,6 +25,7 @@ type Config struct {
 	HTTP     string         `yaml:"http"`     // /metrics, /healthz, /readyz
 	Demo     bool           `yaml:"demo"`     // seed the demo accounts on start (idempotent)
 	Limits   Limits         `yaml:"limits"`
+	Dialects []DialectFile  `yaml:"dialects"` // dialects from spec files, besides the built-in ones
 	Channels []Channel      `yaml:"channels"`
 	Regions  []Region       `yaml:"regions"`
 	Routes   []routing.Rule `yaml:"routes"`
@@ -32,9 +33,17 @@ type Config struct {
 	Switch   SwitchSettings `yaml:"switch"`
 }
 
+// DialectFile is a dialect an operator adds from a moov-io spec file (JSON
+// or YAML).
+type DialectFile struct {
+	Name    string `yaml:"name"`
+	File    string `yaml:"file"`
+	Version int    `yaml:"version"` // 1987 or 1993: the MTI version digit every message carries; 0 accepts any
+}
+
 // Limits apply to every channel listener.
 type Limits struct {
-	MaxFrame         int           `yaml:"max_frame"`
+	MaxFrame         int           `yaml:"max_frame"` // largest frame, fixed header included
 	MaxInFlight      int           `yaml:"max_in_flight"`
 	MaxConns         int           `yaml:"max_conns"`
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
@@ -48,6 +57,18 @@ type Channel struct {
 	Listen      string   `yaml:"listen"`
 	Institution string   `yaml:"institution"` // acquiring institution id stamped into field 32
 	AllowCN     []string `yaml:"allow_cn"`    // client certificate names allowed; default: the channel name
+	Dialect     string   `yaml:"dialect"`     // a built-in dialect or one from dialects; default iso87ascii
+	Framing     Framing  `yaml:"framing"`
+}
+
+// Framing is how a channel cuts its stream into messages.
+type Framing struct {
+	Length string `yaml:"length"` // binary2 (default), ascii4 or bcd2
+	Header int    `yaml:"header"` // fixed header bytes after the length, e.g. 5 for a TPDU
+	Mirror string `yaml:"mirror"` // echo (default): the response repeats the request's header; tpdu: addresses swapped
+	// TPDU is the header a client of this channel (junction send, the load
+	// generator) puts on its requests, in hex; zeros when empty.
+	TPDU string `yaml:"tpdu"`
 }
 
 // Region is one regional ledger shard.
@@ -89,7 +110,8 @@ func DefaultConfig() Config {
 			{Name: "pos", Listen: "127.0.0.1:8583", Institution: "10000001"},
 			{Name: "kiosk", Listen: "127.0.0.1:8584", Institution: "10000002"},
 			{Name: "web", Listen: "127.0.0.1:8585", Institution: "10000003"},
-			{Name: "bank", Listen: "127.0.0.1:8586", Institution: "10000004"},
+			{Name: "bank", Listen: "127.0.0.1:8586", Institution: "10000004", Dialect: "iso87binary",
+				Framing: Framing{Length: "binary2", Header: 5, Mirror: "tpdu", TPDU: "6000010000"}},
 			{Name: "hotline", Listen: "127.0.0.1:8587", Institution: "10000005"},
 		},
 		Regions: []Region{{Name: "beijing"}, {Name: "shanghai"}},
@@ -205,6 +227,9 @@ func (c Config) Validate() error {
 		if ch.Institution == "" || len(ch.Institution) > 11 || !allDigits(ch.Institution) {
 			bad(key+".institution", "%q must be 1–11 digits (field 32)", ch.Institution)
 		}
+	}
+	if _, err := c.Wires(); err != nil {
+		errs = append(errs, err)
 	}
 
 	if len(c.Regions) == 0 {

@@ -62,7 +62,8 @@ func dial(t *testing.T, n *allinone.Node, cfg allinone.Config, channel string) *
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := front.Dial(ctx, n.Addr(channel).String(), clientTLS(t, cfg, channel), n.Dialect())
+	w := n.Wire(channel)
+	c, err := front.Dial(ctx, n.Addr(channel).String(), clientTLS(t, cfg, channel), front.ClientOptions{Dialect: w.Dialect, Framing: w.Framing, Header: w.Header})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +267,7 @@ func TestEndToEnd(t *testing.T) {
 		errs := make(chan error, 50)
 		for _, ch := range []string{"pos", "kiosk", "web", "bank", "hotline"} {
 			c := dial(t, n, cfg, ch)
+			d := n.Wire(ch).Dialect // the bank speaks 1987 binary
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -436,7 +438,7 @@ func TestBadInput(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		c, err := front.Dial(ctx, n.Addr(channel).String(), tlsCfg, d)
+		c, err := front.Dial(ctx, n.Addr(channel).String(), tlsCfg, front.ClientOptions{Dialect: d})
 		if err == nil {
 			// TLS 1.3 clients learn of a refused certificate on the first read.
 			defer c.Close()

@@ -32,6 +32,7 @@ type Node struct {
 
 	shards   map[string]*ledger.Shard
 	front    *front.Server
+	wires    map[string]Wire     // channel → dialect and framing
 	addrs    map[string]net.Addr // channel → bound address
 	http     *http.Server
 	httpAddr net.Addr
@@ -109,7 +110,14 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 
 	n.front = front.NewServer(front.Options{Handler: sw, Logger: log, Registerer: n.registry})
 	cert, key := pki.ServerFiles(cfg.PKIDir)
+	if n.wires, err = cfg.Wires(); err != nil {
+		return nil, err
+	}
 	for _, ch := range cfg.Channels {
+		wire := n.wires[ch.Name]
+		if !wire.Dialect.SameLayout(n.dialect) {
+			return nil, fmt.Errorf("channel %s: dialect %s does not share the 1987 layout the switch works in", ch.Name, wire.Dialect.Name())
+		}
 		allow := ch.AllowCN
 		if len(allow) == 0 {
 			allow = []string{ch.Name}
@@ -119,8 +127,9 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 			return nil, err
 		}
 		addr, err := n.front.Listen(front.Channel{
-			Name: ch.Name, Addr: ch.Listen, Institution: ch.Institution, TLS: tlsCfg, Dialect: n.dialect,
-			MaxFrame: cfg.Limits.MaxFrame, MaxInFlight: cfg.Limits.MaxInFlight, MaxConns: cfg.Limits.MaxConns,
+			Name: ch.Name, Addr: ch.Listen, Institution: ch.Institution, TLS: tlsCfg,
+			Dialect: wire.Dialect, Framing: wire.Framing,
+			MaxInFlight: cfg.Limits.MaxInFlight, MaxConns: cfg.Limits.MaxConns,
 			HandshakeTimeout: cfg.Limits.HandshakeTimeout, IdleTimeout: cfg.Limits.IdleTimeout,
 			WriteTimeout: cfg.Limits.WriteTimeout,
 		})
@@ -205,8 +214,12 @@ func (n *Node) HTTPAddr() net.Addr { return n.httpAddr }
 // Shard is the ledger shard of a region.
 func (n *Node) Shard(region string) *ledger.Shard { return n.shards[region] }
 
-// Dialect is the channels' dialect.
+// Dialect is the dialect the switch works in: ISO 8583:1987, whose layout
+// every channel's dialect shares.
 func (n *Node) Dialect() *codec.Dialect { return n.dialect }
+
+// Wire is how a channel speaks: what a client of it needs besides TLS.
+func (n *Node) Wire(channel string) Wire { return n.wires[channel] }
 
 // Registry is the node's Prometheus registry.
 func (n *Node) Registry() *prometheus.Registry { return n.registry }

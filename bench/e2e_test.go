@@ -29,11 +29,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer n.Shutdown(context.Background())
-	d := n.Dialect()
 	pan := allinone.DemoAccounts()[0].PAN
 	before, _ := n.Shard("beijing").AccountByPAN(pan)
 
 	clients := make([]*front.Client, conns)
+	dialects := make([]*codec.Dialect, conns) // each connection speaks its channel's
 	for i := range clients {
 		ch := cfg.Channels[i%len(cfg.Channels)].Name
 		cert, key := pki.ClientFiles(cfg.PKIDir, ch)
@@ -41,7 +41,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if clients[i], err = front.Dial(context.Background(), n.Addr(ch).String(), tlsCfg, d); err != nil {
+		w := n.Wire(ch)
+		dialects[i] = w.Dialect
+		opts := front.ClientOptions{Dialect: w.Dialect, Framing: w.Framing, Header: w.Header}
+		if clients[i], err = front.Dial(context.Background(), n.Addr(ch).String(), tlsCfg, opts); err != nil {
 			b.Fatal(err)
 		}
 		defer clients[i].Close()
@@ -52,6 +55,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for i, c := range clients {
+		d := dialects[i]
 		share := b.N / conns
 		if i < b.N%conns {
 			share++

@@ -1,13 +1,10 @@
 package codec
 
 import (
-	"io"
 	"testing"
 
 	"github.com/moov-io/iso8583"
 )
-
-var errEOF = io.EOF
 
 // The codec benchmarks run the same typical 0200 through this package's
 // Message and through moov-io, side by side:
@@ -70,6 +67,10 @@ func BenchmarkRespond(b *testing.B) {
 	wire := pack(b, purchase0200(b, d))
 	req, resp := NewMessage(d), NewMessage(d)
 	out := make([]byte, 0, 1024)
+	framing := Framing{}
+	if err := framing.Validate(); err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := req.Unpack(wire); err != nil {
@@ -79,7 +80,7 @@ func BenchmarkRespond(b *testing.B) {
 			b.Fatal(err)
 		}
 		_ = resp.SetString(39, "00")
-		out, _ = AppendFrame(out[:0], resp)
+		out, _ = AppendFrame(out[:0], &framing, nil, resp)
 	}
 }
 

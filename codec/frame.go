@@ -6,13 +6,24 @@ import (
 	"io"
 )
 
-// MaxFrame is the largest payload a 2-byte length header can announce.
+// MaxFrame is the largest frame any length header can announce.
 const MaxFrame = 65535
 
-// ErrFrameTooLarge is wrapped by the error a FrameReader returns when a
-// header announces more than its limit; the stream cannot be resynchronised
-// and the connection must be closed.
-var ErrFrameTooLarge = errors.New("codec: frame larger than the limit")
+// MaxHeader is the largest fixed header a framing can carry.
+const MaxHeader = 32
+
+// Errors of framing. All of them leave a stream that cannot be trusted any
+// more: the connection is closed.
+var (
+	// ErrFrameTooLarge is wrapped by the error a FrameReader returns when a
+	// header announces more than its limit.
+	ErrFrameTooLarge = errors.New("codec: frame larger than the limit")
+	// ErrFrameLength means a length header is not a number in its encoding
+	// (a letter in a 4-digit ASCII length, a nibble above 9 in BCD).
+	ErrFrameLength = errors.New("codec: invalid frame length header")
+	// ErrFrameHeader means a frame is shorter than its fixed header.
+	ErrFrameHeader = errors.New("codec: frame shorter than its fixed header")
+)
 
 // FrameSizeError says how large a refused frame claimed to be.
 type FrameSizeError struct{ Size, Max int }
@@ -23,81 +34,212 @@ func (e *FrameSizeError) Error() string {
 
 func (e *FrameSizeError) Unwrap() error { return ErrFrameTooLarge }
 
-// FrameReader splits a byte stream into frames that each carry a 2-byte
-// big-endian length header. One Read may bring several frames, or part of
-// one; Next hands out one whole payload at a time, sliced from its own
-// buffer, and copies only to move a partial frame to the buffer's front.
+// LengthHeader is how a frame announces its length.
+type LengthHeader uint8
+
+const (
+	// Len2Binary is a 2-byte big-endian length: the default.
+	Len2Binary LengthHeader = iota
+	// Len4ASCII is a 4-digit ASCII length ("0123"), up to 9999.
+	Len4ASCII
+	// Len2BCD is a 2-byte BCD length (0x01 0x23 for 123), up to 9999.
+	Len2BCD
+)
+
+func (l LengthHeader) String() string {
+	switch l {
+	case Len2Binary:
+		return "binary2"
+	case Len4ASCII:
+		return "ascii4"
+	case Len2BCD:
+		return "bcd2"
+	}
+	return fmt.Sprintf("length(%d)", uint8(l))
+}
+
+// ParseLengthHeader reads the name of a length header: binary2, ascii4 or
+// bcd2.
+func ParseLengthHeader(s string) (LengthHeader, error) {
+	for _, l := range []LengthHeader{Len2Binary, Len4ASCII, Len2BCD} {
+		if l.String() == s {
+			return l, nil
+		}
+	}
+	return 0, fmt.Errorf("codec: length header %q: want binary2, ascii4 or bcd2", s)
+}
+
+func (l LengthHeader) size() int {
+	if l == Len4ASCII {
+		return 4
+	}
+	return 2
+}
+
+func (l LengthHeader) max() int {
+	if l == Len2Binary {
+		return MaxFrame
+	}
+	return 9999
+}
+
+// Mirror is what a response frame carries in the fixed header.
+type Mirror uint8
+
+const (
+	// MirrorEcho sends the request's header back unchanged.
+	MirrorEcho Mirror = iota
+	// MirrorTPDU treats the header as a 5-byte TPDU (id, destination
+	// address, source address) and swaps the two addresses, as terminals
+	// and NACs expect of a response.
+	MirrorTPDU
+)
+
+// Framing is how messages are cut out of a stream: a length header, then an
+// optional fixed header such as a TPDU, then the message. The length counts
+// the fixed header and the message.
+type Framing struct {
+	Length LengthHeader
+	Header int    // fixed header bytes, 0–MaxHeader
+	Mirror Mirror // how a response's header is made from its request's
+	Max    int    // largest frame accepted (fixed header included); 0 means the length header's maximum
+}
+
+// Validate checks a framing and fills its maximum.
+func (f *Framing) Validate() error {
+	if f.Length > Len2BCD {
+		return fmt.Errorf("codec: framing: unknown length header %d", f.Length)
+	}
+	if f.Header < 0 || f.Header > MaxHeader {
+		return fmt.Errorf("codec: framing: fixed header of %d bytes: want 0–%d", f.Header, MaxHeader)
+	}
+	if f.Mirror == MirrorTPDU && f.Header != 5 {
+		return fmt.Errorf("codec: framing: a TPDU header is 5 bytes, not %d", f.Header)
+	}
+	if f.Max == 0 || f.Max > f.Length.max() {
+		f.Max = f.Length.max()
+	}
+	if f.Max <= f.Header {
+		return fmt.Errorf("codec: framing: maximum frame %d leaves no room after the %d-byte header", f.Max, f.Header)
+	}
+	return nil
+}
+
+// MirrorHeader turns a request's fixed header into its response's, in
+// place.
+func (f *Framing) MirrorHeader(h []byte) {
+	if f.Mirror == MirrorTPDU && len(h) == 5 {
+		h[1], h[2], h[3], h[4] = h[3], h[4], h[1], h[2]
+	}
+}
+
+// FrameReader splits a byte stream into frames. One Read may bring several
+// frames, or part of one; Next hands out one whole frame at a time, sliced
+// from its own buffer, and copies only to move a partial frame to the
+// buffer's front.
 type FrameReader struct {
 	r          io.Reader
+	f          Framing
 	buf        []byte
 	start, end int // unread bytes are buf[start:end]
-	max        int
 }
 
-// NewFrameReader reads frames of at most max payload bytes from r. bufSize
-// is the initial read buffer; it grows to hold the largest frame seen, up to
-// max plus the header.
-func NewFrameReader(r io.Reader, max, bufSize int) *FrameReader {
-	if max <= 0 || max > MaxFrame {
-		max = MaxFrame
-	}
-	if bufSize < 64 {
-		bufSize = 64
-	}
-	return &FrameReader{r: r, max: max, buf: make([]byte, bufSize)}
-}
-
-// Next returns the next frame's payload. A zero-length frame (a keep-alive
-// for some acquirers) is returned as an empty slice. The payload is valid
-// until the following call. At a clean end of stream Next returns io.EOF;
-// inside a frame, io.ErrUnexpectedEOF.
-func (f *FrameReader) Next() ([]byte, error) {
-	if err := f.fill(2); err != nil {
+// NewFrameReader reads frames of framing f (validated first) from r.
+// bufSize is the initial read buffer; it grows to hold the largest frame
+// seen, up to the framing's maximum.
+func NewFrameReader(r io.Reader, f Framing, bufSize int) (*FrameReader, error) {
+	if err := f.Validate(); err != nil {
 		return nil, err
 	}
-	n := int(f.buf[f.start])<<8 | int(f.buf[f.start+1])
-	if n > f.max {
-		return nil, &FrameSizeError{Size: n, Max: f.max}
+	return &FrameReader{r: r, f: f, buf: make([]byte, max(bufSize, 64))}, nil
+}
+
+// Next returns the next frame's fixed header and message. A zero-length
+// frame (a keep-alive for some acquirers) comes back as an empty message
+// with no header. Both slices are valid until the following call. At a
+// clean end of stream Next returns io.EOF; inside a frame,
+// io.ErrUnexpectedEOF.
+func (r *FrameReader) Next() (header, msg []byte, err error) {
+	ls := r.f.Length.size()
+	if err := r.fill(ls); err != nil {
+		return nil, nil, err
 	}
-	if err := f.fill(2 + n); err != nil {
+	n, ok := r.length(r.buf[r.start : r.start+ls])
+	if !ok {
+		return nil, nil, ErrFrameLength
+	}
+	if n > r.f.Max {
+		return nil, nil, &FrameSizeError{Size: n, Max: r.f.Max}
+	}
+	if n > 0 && n < r.f.Header {
+		return nil, nil, ErrFrameHeader
+	}
+	if err := r.fill(ls + n); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	p := f.buf[f.start+2 : f.start+2+n]
-	f.start += 2 + n
-	return p, nil
+	frame := r.buf[r.start+ls : r.start+ls+n]
+	r.start += ls + n
+	if n == 0 {
+		return nil, frame, nil
+	}
+	return frame[:r.f.Header], frame[r.f.Header:], nil
+}
+
+func (r *FrameReader) length(b []byte) (int, bool) {
+	switch r.f.Length {
+	case Len4ASCII:
+		n := 0
+		for _, c := range b {
+			if !isDigit(c) {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	case Len2BCD:
+		n := 0
+		for _, c := range b {
+			if c>>4 > 9 || c&0xf > 9 {
+				return 0, false
+			}
+			n = n*100 + int(c>>4)*10 + int(c&0xf)
+		}
+		return n, true
+	}
+	return int(b[0])<<8 | int(b[1]), true
 }
 
 // Buffered is the number of bytes read from the stream but not yet returned
 // by Next. A connection keeps parsing while it is non-zero and flushes its
 // replies once the input is drained.
-func (f *FrameReader) Buffered() int { return f.end - f.start }
+func (r *FrameReader) Buffered() int { return r.end - r.start }
 
 // fill makes sure at least n unread bytes are buffered.
-func (f *FrameReader) fill(n int) error {
-	if f.end-f.start >= n {
+func (r *FrameReader) fill(n int) error {
+	if r.end-r.start >= n {
 		return nil
 	}
-	if f.start > 0 && len(f.buf)-f.start < n {
-		f.end = copy(f.buf, f.buf[f.start:f.end])
-		f.start = 0
+	if r.start > 0 && len(r.buf)-r.start < n {
+		r.end = copy(r.buf, r.buf[r.start:r.end])
+		r.start = 0
 	}
-	if len(f.buf) < n {
-		grown := make([]byte, max(n, 2*len(f.buf)))
-		f.end = copy(grown, f.buf[f.start:f.end])
-		f.start = 0
-		f.buf = grown
+	if len(r.buf) < n {
+		grown := make([]byte, max(n, 2*len(r.buf)))
+		r.end = copy(grown, r.buf[r.start:r.end])
+		r.start = 0
+		r.buf = grown
 	}
-	for f.end-f.start < n {
-		k, err := f.r.Read(f.buf[f.end:])
-		f.end += k
-		if f.end-f.start >= n {
+	for r.end-r.start < n {
+		k, err := r.r.Read(r.buf[r.end:])
+		r.end += k
+		if r.end-r.start >= n {
 			return nil
 		}
 		if err != nil {
-			if err == io.EOF && f.end-f.start > 0 {
+			if err == io.EOF && r.end-r.start > 0 {
 				return io.ErrUnexpectedEOF
 			}
 			return err
@@ -106,18 +248,33 @@ func (f *FrameReader) fill(n int) error {
 	return nil
 }
 
-// AppendFrame appends m packed behind a 2-byte big-endian length header.
-func AppendFrame(dst []byte, m *Message) ([]byte, error) {
+// AppendFrame appends m packed as one frame of framing f: the length, the
+// fixed header (exactly f.Header bytes: the caller mirrors a request's, or
+// builds its own) and the message.
+func AppendFrame(dst []byte, f *Framing, header []byte, m *Message) ([]byte, error) {
+	if len(header) != f.Header {
+		return dst, fmt.Errorf("codec: framing: header of %d bytes, want %d", len(header), f.Header)
+	}
 	at := len(dst)
-	dst = append(dst, 0, 0)
+	ls := f.Length.size()
+	dst = append(dst, make([]byte, ls)...)
+	dst = append(dst, header...)
 	dst, err := m.Pack(dst)
 	if err != nil {
 		return dst[:at], err
 	}
-	n := len(dst) - at - 2
-	if n > MaxFrame {
-		return dst[:at], &FrameSizeError{Size: n, Max: MaxFrame}
+	n := len(dst) - at - ls
+	if n > f.Length.max() {
+		return dst[:at], &FrameSizeError{Size: n, Max: f.Length.max()}
 	}
-	dst[at], dst[at+1] = byte(n>>8), byte(n)
+	l := dst[at : at+ls]
+	switch f.Length {
+	case Len4ASCII:
+		l[0], l[1], l[2], l[3] = '0'+byte(n/1000), '0'+byte(n/100%10), '0'+byte(n/10%10), '0'+byte(n%10)
+	case Len2BCD:
+		l[0], l[1] = byte(n/1000)<<4|byte(n/100%10), byte(n/10%10)<<4|byte(n%10)
+	default:
+		l[0], l[1] = byte(n>>8), byte(n)
+	}
 	return dst, nil
 }

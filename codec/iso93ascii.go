@@ -11,8 +11,9 @@ package codec
 // The field layout is the one jPOS's ISO93APackager gives to ISO 8583:1993.
 // It differs from 1987 beyond the MTI: 12 is date and time (YYMMDDhhmmss),
 // 22 the 12-character POS data code, 24 the function code, 25 the message
-// reason code, 39 a three-digit action code ("000" approves), 43 and 44 are
-// LL, and several 1987 fixed fields became variable (31, 56, 72, 95).
+// reason code, 39 a three-digit action code ("000" approves), 56 the original
+// data elements (90 in 1987), and several 1987 fixed fields became variable
+// (31, 43, 53, 72, 95, 96).
 //
 // Each call builds a new Dialect; build it once and share it.
 func ISO93ASCII() *Dialect {

@@ -354,6 +354,8 @@ func TestNoAllocations(t *testing.T) {
 	m := NewMessage(d)
 	resp := NewMessage(d)
 	out := make([]byte, 0, 1024)
+	framing := Framing{}
+	must(t, framing.Validate())
 	allocs := testing.AllocsPerRun(200, func() {
 		if err := m.Unpack(wire); err != nil {
 			t.Fatal(err)
@@ -366,7 +368,7 @@ func TestNoAllocations(t *testing.T) {
 		_ = resp.SetString(39, "00")
 		_ = resp.SetString(38, "000001")
 		var err error
-		if out, err = AppendFrame(out[:0], resp); err != nil {
+		if out, err = AppendFrame(out[:0], &framing, nil, resp); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -450,6 +452,18 @@ func TestClassChecksAgreeBytewise(t *testing.T) {
 					t.Fatalf("printable(%q) = %v", v, got)
 				}
 			}
+		}
+	}
+}
+
+func TestNewDialectRefusesAbsurdLengths(t *testing.T) {
+	for _, f := range []FieldDef{
+		{ID: 2, Class: ClassB, Length: 1 << 62, Enc: EncHex},
+		{ID: 3, Class: ClassN, Length: 40000, Enc: EncASCII, Prefix: PrefixASCII, PrefixSize: 4},
+		{ID: 4, Class: ClassN, Length: -1, Enc: EncBCD},
+	} {
+		if _, err := NewDialect(Layout{Name: "x", MTI: EncASCII, Bitmap: EncHex}, []FieldDef{f}); err == nil {
+			t.Errorf("field %d of length %d accepted", f.ID, f.Length)
 		}
 	}
 }

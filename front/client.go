@@ -16,39 +16,71 @@ import (
 // matching the request arrived.
 var ErrNoMatch = errors.New("front: no matching response")
 
-// Client is a channel connection seen from the terminal side: mutual TLS,
-// 2-byte length framing. Send and Receive may be used from two goroutines
-// (one each) to pipeline; Exchange is for one request at a time.
+// Client is a channel connection seen from the terminal side: mutual TLS
+// and the channel's framing. Send and Receive may be used from two
+// goroutines (one each) to pipeline; Exchange is for one request at a time.
 type Client struct {
-	tc   *tls.Conn
-	fr   *codec.FrameReader
-	d    *codec.Dialect
-	wbuf []byte
+	tc     *tls.Conn
+	fr     *codec.FrameReader
+	d      *codec.Dialect
+	f      codec.Framing
+	header []byte // the fixed header every request carries (a TPDU)
+	wbuf   []byte
+}
+
+// ClientOptions says how a client speaks: the channel's dialect and
+// framing, and the fixed header it puts on each request (exactly
+// Framing.Header bytes; zeros when nil).
+type ClientOptions struct {
+	Dialect *codec.Dialect
+	Framing codec.Framing
+	Header  []byte
 }
 
 // Dial connects to a channel listener and completes the TLS handshake.
-func Dial(ctx context.Context, addr string, cfg *tls.Config, d *codec.Dialect) (*Client, error) {
+func Dial(ctx context.Context, addr string, cfg *tls.Config, o ClientOptions) (*Client, error) {
+	if err := o.Framing.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Header == nil {
+		o.Header = make([]byte, o.Framing.Header)
+	}
+	if len(o.Header) != o.Framing.Header {
+		return nil, fmt.Errorf("front: a %d-byte header for a framing with %d", len(o.Header), o.Framing.Header)
+	}
 	dialer := &tls.Dialer{Config: cfg, NetDialer: &net.Dialer{Timeout: 10 * time.Second}}
 	nc, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("front: dial %s: %w", addr, err)
 	}
 	tc := nc.(*tls.Conn)
-	return &Client{tc: tc, fr: codec.NewFrameReader(tc, codec.MaxFrame, 4096), d: d}, nil
+	fr, err := codec.NewFrameReader(tc, o.Framing, 4096)
+	if err != nil {
+		tc.Close()
+		return nil, err
+	}
+	return &Client{tc: tc, fr: fr, d: o.Dialect, f: o.Framing, header: o.Header}, nil
 }
 
-// Send writes one message.
+// ErrDialect means a message of another dialect was given to a client.
+var ErrDialect = errors.New("front: message dialect differs from the channel's")
+
+// Send writes one message. It must be of the client's dialect.
 func (c *Client) Send(m *codec.Message) error {
+	if m.Dialect() == nil || m.Dialect().Name() != c.d.Name() {
+		return fmt.Errorf("%w (it speaks %s)", ErrDialect, c.d.Name())
+	}
 	var err error
-	if c.wbuf, err = codec.AppendFrame(c.wbuf[:0], m); err != nil {
+	if c.wbuf, err = codec.AppendFrame(c.wbuf[:0], &c.f, c.header, m); err != nil {
 		return err
 	}
 	_, err = c.tc.Write(c.wbuf)
 	return err
 }
 
-// SendRaw writes payload as one frame, as it is: for tests of what the
-// switch does with malformed messages.
+// SendRaw writes payload as one frame (a 2-byte binary length, no fixed
+// header), as it is: for tests of what the switch does with malformed
+// messages.
 func (c *Client) SendRaw(payload []byte) error {
 	frame := append([]byte{byte(len(payload) >> 8), byte(len(payload))}, payload...)
 	_, err := c.tc.Write(frame)
@@ -64,16 +96,23 @@ func (c *Client) WriteRaw(b []byte) error {
 
 // Receive reads the next message into m, skipping keep-alive frames.
 func (c *Client) Receive(m *codec.Message) error {
+	_, err := c.ReceiveHeader(m)
+	return err
+}
+
+// ReceiveHeader is Receive that also returns the frame's fixed header,
+// valid until the next receive.
+func (c *Client) ReceiveHeader(m *codec.Message) ([]byte, error) {
 	for {
-		frame, err := c.fr.Next()
+		header, frame, err := c.fr.Next()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if len(frame) == 0 {
 			continue
 		}
 		m.Reset(c.d)
-		return m.Unpack(frame)
+		return header, m.Unpack(frame)
 	}
 }
 

@@ -96,7 +96,11 @@ func (c *conn) serve() {
 func (c *conn) readLoop(log *slog.Logger) string {
 	ch := &c.l.ch
 	lm := c.l.metrics
-	fr := codec.NewFrameReader(c.tc, ch.MaxFrame, 4096)
+	fr, err := codec.NewFrameReader(c.tc, ch.Framing, 4096)
+	if err != nil {
+		log.Error("framing", "err", err) // validated by Listen: a bug
+		return "read_error"
+	}
 	for {
 		if fr.Buffered() == 0 {
 			// Waiting for a new frame: the idle limit applies.
@@ -105,7 +109,7 @@ func (c *conn) readLoop(log *slog.Logger) string {
 		if c.draining.Load() {
 			return "drain"
 		}
-		frame, err := fr.Next()
+		header, frame, err := fr.Next()
 		if err != nil {
 			return c.readError(err, log)
 		}
@@ -114,6 +118,8 @@ func (c *conn) readLoop(log *slog.Logger) string {
 			continue // keep-alive
 		}
 		x := c.srv.pool.Get().(*exchange)
+		x.headerLen = copy(x.header[:], header)
+		ch.Framing.MirrorHeader(x.header[:x.headerLen])
 		x.req.Reset(ch.Dialect)
 		if err := x.req.Unpack(frame); err != nil {
 			lm.malformed.Inc()
@@ -146,6 +152,9 @@ func (c *conn) readError(err error, log *slog.Logger) string {
 	switch {
 	case c.broken.Load():
 		return "write_error"
+	case errors.Is(err, codec.ErrFrameLength), errors.Is(err, codec.ErrFrameHeader):
+		log.Warn("broken framing, closing", "err", err)
+		return "bad_framing"
 	case errors.Is(err, io.EOF):
 		return "eof"
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -220,7 +229,7 @@ func (c *conn) writeLoop(log *slog.Logger) {
 }
 
 func (c *conn) pack(buf []byte, x *exchange, log *slog.Logger) []byte {
-	out, err := codec.AppendFrame(buf, &x.resp)
+	out, err := codec.AppendFrame(buf, &c.l.ch.Framing, x.header[:x.headerLen], &x.resp)
 	if err != nil {
 		log.Warn("response does not pack, dropped", "mti", x.resp.MTIString(), "err", err)
 		out = buf

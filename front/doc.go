@@ -11,7 +11,7 @@
 // writer that writes responses as they complete, in whatever order, packing
 // everything ready into one write. Requests in flight per connection are
 // bounded (MaxInFlight): when full, the reader stops reading and TCP pushes
-// back on the peer. Frames above MaxFrame, idle connections, peers that do
+// back on the peer. Frames above Framing.Max, idle connections, peers that do
 // not read and streams without a readable MTI are closed with a logged
 // reason and a metric.
 //

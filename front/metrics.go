@@ -43,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"channel"}),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "junction", Subsystem: "front", Name: "connections_closed_total",
-			Help: "Closed channel connections, by reason (eof, idle, frame_too_large, unreadable, write_error, read_error, drain).",
+			Help: "Closed channel connections, by reason (eof, idle, frame_too_large, bad_framing, unreadable, write_error, read_error, drain).",
 		}, []string{"channel", "reason"}),
 	}
 	if reg != nil {

@@ -43,8 +43,11 @@ type Channel struct {
 	Institution string
 	TLS         *tls.Config // from ServerTLS: mutual TLS is not optional
 	Dialect     *codec.Dialect
+	// Framing cuts the stream into messages; its Max is the largest frame
+	// accepted (default 8192 bytes). A response carries its request's fixed
+	// header, mirrored as the framing says.
+	Framing codec.Framing
 
-	MaxFrame         int           // largest frame accepted; default 8192 bytes
 	MaxInFlight      int           // requests per connection being served or written; default 64
 	MaxConns         int           // open connections on this listener; default 10000
 	HandshakeTimeout time.Duration // default 10s
@@ -53,8 +56,8 @@ type Channel struct {
 }
 
 func (c *Channel) defaults() {
-	if c.MaxFrame <= 0 {
-		c.MaxFrame = 8192
+	if c.Framing.Max <= 0 {
+		c.Framing.Max = 8192
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 64
@@ -100,8 +103,13 @@ type Server struct {
 	connsDone sync.WaitGroup
 }
 
-// exchange is one request and its response, pooled.
-type exchange struct{ req, resp codec.Message }
+// exchange is one request and its response, and the fixed frame header
+// the response carries back, pooled.
+type exchange struct {
+	req, resp codec.Message
+	header    [codec.MaxHeader]byte
+	headerLen int
+}
 
 // NewServer returns a server with no listeners.
 func NewServer(o Options) *Server {
@@ -140,6 +148,9 @@ func (s *Server) Listen(ch Channel) (net.Addr, error) {
 		return nil, fmt.Errorf("front: channel %s: no dialect", ch.Name)
 	}
 	ch.defaults()
+	if err := ch.Framing.Validate(); err != nil {
+		return nil, fmt.Errorf("front: channel %s: %w", ch.Name, err)
+	}
 	ln, err := net.Listen("tcp", ch.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("front: channel %s: %w", ch.Name, err)

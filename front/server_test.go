@@ -91,7 +91,7 @@ func (f *fixture) dial(t *testing.T) *front.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := front.Dial(ctx, f.addr, f.client, f.d)
+	c, err := front.Dial(ctx, f.addr, f.client, front.ClientOptions{Dialect: f.d})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestDrainAnswersWorkInFlight(t *testing.T) {
 	eventually(t, "the listener is closed", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		nc, err := front.Dial(ctx, f.addr, f.client, f.d)
+		nc, err := front.Dial(ctx, f.addr, f.client, front.ClientOptions{Dialect: f.d})
 		if err == nil {
 			nc.Close()
 		}
@@ -205,7 +205,7 @@ func TestConnectionLimit(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	second, err := front.Dial(ctx, f.addr, f.client, f.d)
+	second, err := front.Dial(ctx, f.addr, f.client, front.ClientOptions{Dialect: f.d})
 	if err == nil {
 		defer second.Close()
 		f.send(t, second, 2)

@@ -175,5 +175,5 @@ func dialChannel(cfg allinone.Config, ch allinone.Channel, d *codec.Dialect) (*f
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	return front.Dial(ctx, ch.Listen, tlsCfg, d)
+	return front.Dial(ctx, ch.Listen, tlsCfg, front.ClientOptions{Dialect: d})
 }

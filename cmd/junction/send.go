@@ -111,7 +111,16 @@ books nothing twice. Exit status 0 when an answer arrived (approved or declined)
 		txn.Time = t
 	}
 
-	d := codec.ISO87ASCII()
+	wires, err := cfg.Wires()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	wire, ok := wires[*channel]
+	if !ok {
+		// A channel that is not configured: --addr names it; speak the default.
+		wire = allinone.Wire{Dialect: codec.ISO87ASCII(), Framing: codec.Framing{}}
+	}
+	d := wire.Dialect
 	req, resp := codec.NewMessage(d), codec.NewMessage(d)
 	if err := txn.Build(d, req); err != nil {
 		return fail(stderr, err)
@@ -123,13 +132,13 @@ books nothing twice. Exit status 0 when an answer arrived (approved or declined)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	c, err := front.Dial(ctx, *addr, tlsCfg, d)
+	c, err := front.Dial(ctx, *addr, tlsCfg, front.ClientOptions{Dialect: d, Framing: wire.Framing, Header: wire.Header})
 	if err != nil {
 		return fail(stderr, err)
 	}
 	defer c.Close()
 
-	fmt.Fprintf(stdout, "→ %s on %s (%s, %s)\n", *typ, *addr, tlsVersion(c.ConnectionState()), *channel)
+	fmt.Fprintf(stdout, "→ %s on %s (%s, %s, %s, %s framing)\n", *typ, *addr, tlsVersion(c.ConnectionState()), *channel, d.Name(), wire.Framing.Length)
 	codec.Describe(stdout, req)
 	start := time.Now()
 	if err := c.Exchange(ctx, req, resp); err != nil {
