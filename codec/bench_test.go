@@ -105,3 +105,57 @@ func BenchmarkMoovRespond(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkConvertRoundTrip is the conversion figure: the typical
+// 0200 from 1987 ASCII wire bytes to 1987 binary wire bytes and back
+// (unpack, convert, pack, twice).
+func BenchmarkConvertRoundTrip(b *testing.B) {
+	ascii, bin := ISO87ASCII(), ISO87Binary()
+	there, err := CopyMap(ascii, bin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	back, err := CopyMap(bin, ascii)
+	if err != nil {
+		b.Fatal(err)
+	}
+	wire := pack(b, purchase0200(b, ascii))
+	a, x, y, z := NewMessage(ascii), NewMessage(bin), NewMessage(bin), NewMessage(ascii)
+	ctx := &Context{}
+	var saved Saved
+	out := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := a.Unpack(wire); err != nil {
+			b.Fatal(err)
+		}
+		_ = there.Request(x, a, ctx, &saved)
+		binWire, _ := x.Pack(out[:0])
+		if err := y.Unpack(binWire); err != nil {
+			b.Fatal(err)
+		}
+		_ = back.Request(z, y, ctx, &saved)
+		out, _ = z.Pack(out[:0])
+	}
+}
+
+// BenchmarkConvert93 converts a 1993 request into 1987 and its response
+// back, messages already decoded.
+func BenchmarkConvert93(b *testing.B) {
+	m := builtinMap(b, "iso93-to-iso87")
+	req := NewMessage(m.From())
+	must(b, req.SetMTI([4]byte{'1', '2', '0', '0'}))
+	set(b, req, map[int]string{2: "6299901100000013", 3: "000000", 4: "000000001234", 7: "1123180300",
+		11: "000042", 12: "261123180259", 24: "200", 32: "10000004", 37: "632718000042", 41: "BANK0001",
+		42: "MERCHANT0000001", 43: "JUNCTION DEMO SHOP, BEIJING", 49: "156"})
+	internal, resp, back := NewMessage(m.To()), NewMessage(m.To()), NewMessage(m.From())
+	ctx := &Context{Now: convNow}
+	var saved Saved
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = m.Request(internal, req, ctx, &saved)
+		_ = resp.InitResponse(internal)
+		_ = resp.SetString(39, "00")
+		_ = m.Response(back, resp, &saved)
+	}
+}

@@ -53,6 +53,15 @@ func (c Class) String() string {
 	return fmt.Sprintf("class(%d)", uint8(c))
 }
 
+// kind groups classes by what they accept: an, ans and z are all printable
+// text here, so content moves between them unchecked.
+func (c Class) kind() Class {
+	if c == ClassAN || c == ClassZ {
+		return ClassANS
+	}
+	return c
+}
+
 // Encoding is how content travels on the wire. Inside a Message content is
 // always canonical: text and digits as ASCII, binary as raw bytes.
 type Encoding uint8
@@ -341,7 +350,7 @@ func (d *Dialect) SameLayout(o *Dialect) bool {
 	}
 	for id := range d.fields {
 		a, b := &d.fields[id], &o.fields[id]
-		if a.ID != b.ID || a.Class != b.Class || a.Length != b.Length || (a.Prefix == Fixed) != (b.Prefix == Fixed) {
+		if a.ID != b.ID || a.Class.kind() != b.Class.kind() || a.Length != b.Length || (a.Prefix == Fixed) != (b.Prefix == Fixed) {
 			return false
 		}
 	}
