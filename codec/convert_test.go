@@ -203,7 +203,7 @@ func TestNewMapReportsEveryProblem(t *testing.T) {
 func TestLoadMapFiles(t *testing.T) {
 	dialects := map[string]*Dialect{"iso87ascii": ISO87ASCII(), "iso87binary": ISO87Binary(), "iso93ascii": ISO93ASCII()}
 	for name, c := range map[string]struct{ yaml, err string }{
-		"a misspelt setting": {"name: x\nfrom: iso87ascii\nto: iso87binary\nrequest:\n  12: {form: 13}\n", "field form not found"},
+		"a misspelt setting":   {"name: x\nfrom: iso87ascii\nto: iso87binary\nrequest:\n  12: {form: 13}\n", "field form not found"},
 		"an unknown rule word": {"name: x\nfrom: iso87ascii\nto: iso87binary\nrequest:\n  12: keep\n", `rule "keep"`},
 		"an unknown dialect":   {"name: x\nfrom: iso87ascii\nto: iso99\n", `no dialect "iso99"`},
 		"no name":              {"from: iso87ascii\nto: iso87binary\n", "no name"},
