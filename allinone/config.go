@@ -26,6 +26,7 @@ type Config struct {
 	Demo     bool           `yaml:"demo"`     // seed the demo accounts on start (idempotent)
 	Limits   Limits         `yaml:"limits"`
 	Dialects []DialectFile  `yaml:"dialects"` // dialects from spec files, besides the built-in ones
+	MapFiles []string       `yaml:"maps"`     // conversion map files, besides the built-in ones
 	Channels []Channel      `yaml:"channels"`
 	Regions  []Region       `yaml:"regions"`
 	Routes   []routing.Rule `yaml:"routes"`
@@ -90,8 +91,9 @@ type SwitchSettings struct {
 // region code (GB/T 2260 province codes: 11 Beijing, 31 Shanghai).
 const DemoBIN = "629990"
 
-// DefaultConfig is the demo deployment: five channels on 8583–8587, two
-// regions, the demo card range routed by region code.
+// DefaultConfig is the demo deployment: channels on 8583–8588 (a second
+// bank speaks ISO 8583:1993 behind 4-digit ASCII lengths), two regions, the
+// demo card range routed by region code.
 func DefaultConfig() Config {
 	return Config{
 		PKIDir:  "var/pki",
@@ -113,6 +115,8 @@ func DefaultConfig() Config {
 			{Name: "bank", Listen: "127.0.0.1:8586", Institution: "10000004", Dialect: "iso87binary",
 				Framing: Framing{Length: "binary2", Header: 5, Mirror: "tpdu", TPDU: "6000010000"}},
 			{Name: "hotline", Listen: "127.0.0.1:8587", Institution: "10000005"},
+			{Name: "bank93", Listen: "127.0.0.1:8588", Institution: "10000006", Dialect: "iso93ascii",
+				Framing: Framing{Length: "ascii4"}},
 		},
 		Regions: []Region{{Name: "beijing"}, {Name: "shanghai"}},
 		Routes: []routing.Rule{{
@@ -228,7 +232,9 @@ func (c Config) Validate() error {
 			bad(key+".institution", "%q must be 1–11 digits (field 32)", ch.Institution)
 		}
 	}
-	if _, err := c.Wires(); err != nil {
+	if set, err := c.DialectSet(); err != nil {
+		errs = append(errs, err)
+	} else if _, err := c.Wires(set); err != nil {
 		errs = append(errs, err)
 	}
 

@@ -597,3 +597,95 @@ func TestDrainUnderLoadLosesNoApproval(t *testing.T) {
 	}
 	t.Logf("%d approvals received before the drain, %d purchases booked", len(approved), purchases)
 }
+
+func TestBankDialects(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	n := start(t, cfg)
+
+	t.Run("the binary bank's TPDU comes back with its addresses swapped", func(t *testing.T) {
+		w := n.Wire("bank")
+		c := dial(t, n, cfg, "bank") // sends TPDU 60 0001 0000
+		req, resp := codec.NewMessage(w.Dialect), codec.NewMessage(w.Dialect)
+		must(t, txn(codec.TxBalance, richPAN, 0).Build(w.Dialect, req))
+		must(t, c.Send(req))
+		h, err := c.ReceiveHeader(resp)
+		must(t, err)
+		if !bytes.Equal(h, []byte{0x60, 0x00, 0x00, 0x00, 0x01}) || rc(resp) != "00" {
+			t.Fatalf("TPDU %x rc %s", h, rc(resp))
+		}
+	})
+
+	w := n.Wire("bank93")
+	c := dial(t, n, cfg, "bank93")
+	// exchange93 builds tx in 1987 terms, sends it as 1993 and returns the
+	// 1993 answer.
+	exchange93 := func(t *testing.T, build func(*codec.Message)) *codec.Message {
+		t.Helper()
+		internal, req, resp := codec.NewMessage(n.Dialect()), codec.NewMessage(w.Dialect), codec.NewMessage(w.Dialect)
+		build(internal)
+		var saved codec.Saved
+		must(t, w.Outbound.Request(req, internal, &codec.Context{Now: time.Now()}, &saved))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		must(t, c.Exchange(ctx, req, resp))
+		return resp
+	}
+
+	t.Run("a 1993 bank's purchase is converted in and answered 1210 with action codes", func(t *testing.T) {
+		before := balance(t, n, "shanghai", shPAN)
+		resp := exchange93(t, func(m *codec.Message) { must(t, txn(codec.TxPurchase, shPAN, 250).Build(n.Dialect(), m)) })
+		if resp.MTIString() != "1210" || rc(resp) != "000" || len(resp.Get(38)) != 6 || len(resp.Get(12)) != 12 {
+			t.Fatalf("MTI %s 39 %q 38 %q 12 %q", resp.MTIString(), resp.Get(39), resp.Get(38), resp.Get(12))
+		}
+		if got := balance(t, n, "shanghai", shPAN); got != before-250 {
+			t.Fatalf("balance %d, want %d", got, before-250)
+		}
+		resp = exchange93(t, func(m *codec.Message) { must(t, txn(codec.TxPurchase, shPAN, before*2).Build(n.Dialect(), m)) })
+		if rc(resp) != "116" {
+			t.Fatalf("insufficient funds answered %q, want 116", rc(resp))
+		}
+	})
+
+	t.Run("a 1993 echo test 1804/831 is answered 1814 with action code 800", func(t *testing.T) {
+		resp := exchange93(t, func(m *codec.Message) {
+			must(t, m.SetMTI([4]byte{'0', '8', '0', '0'}))
+			must(t, m.SetString(7, "1123100000"))
+			must(t, m.SetString(11, "000931"))
+			must(t, m.SetString(70, "301"))
+		})
+		if resp.MTIString() != "1814" || rc(resp) != "800" || string(resp.Get(24)) != "831" {
+			t.Fatalf("MTI %s 39 %q 24 %q", resp.MTIString(), resp.Get(39), resp.Get(24))
+		}
+	})
+
+	t.Run("a 1993 request the switch's dialect cannot hold is a format error, 904", func(t *testing.T) {
+		req, resp := codec.NewMessage(w.Dialect), codec.NewMessage(w.Dialect)
+		internal := codec.NewMessage(n.Dialect())
+		must(t, txn(codec.TxPurchase, shPAN, 1).Build(n.Dialect(), internal))
+		var saved codec.Saved
+		must(t, w.Outbound.Request(req, internal, &codec.Context{Now: time.Now()}, &saved))
+		must(t, req.SetString(49, "EUR"))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		must(t, c.Exchange(ctx, req, resp))
+		if resp.MTIString() != "1210" || rc(resp) != "904" {
+			t.Fatalf("MTI %s 39 %q", resp.MTIString(), resp.Get(39))
+		}
+	})
+
+	t.Run("a malformed 1993 field is answered 904 with the STAN echoed", func(t *testing.T) {
+		req := codec.NewMessage(w.Dialect)
+		must(t, req.SetMTI([4]byte{'1', '2', '0', '0'}))
+		must(t, req.SetString(11, "000777"))
+		must(t, req.SetString(41, "BANK9301"))
+		wire, err := req.Pack(nil)
+		must(t, err)
+		bad := bytes.Replace(wire, []byte("BANK9301"), []byte("BANK\x01301"), 1)
+		must(t, c.WriteRaw(append([]byte(fmt.Sprintf("%04d", len(bad))), bad...)))
+		resp := codec.NewMessage(w.Dialect)
+		must(t, c.Receive(resp))
+		if resp.MTIString() != "1210" || rc(resp) != "904" || string(resp.Get(11)) != "000777" {
+			t.Fatalf("MTI %s 39 %q 11 %q", resp.MTIString(), resp.Get(39), resp.Get(11))
+		}
+	})
+}

@@ -55,7 +55,6 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 		cfg:      cfg,
 		log:      log,
 		registry: prometheus.NewRegistry(),
-		dialect:  codec.ISO87ASCII(),
 		shards:   map[string]*ledger.Shard{},
 		addrs:    map[string]net.Addr{},
 	}
@@ -96,6 +95,20 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	dialects, err := cfg.DialectSet()
+	if err != nil {
+		return nil, err
+	}
+	n.dialect = dialects[SwitchDialect]
+	if n.wires, err = cfg.Wires(dialects); err != nil {
+		return nil, err
+	}
+	inbound := map[string]*codec.Map{}
+	for name, w := range n.wires {
+		if w.Inbound != nil {
+			inbound[name] = w.Inbound
+		}
+	}
 	if cfg.Demo {
 		if err := seedDemo(context.Background(), routes, n.shards); err != nil {
 			return nil, err
@@ -103,6 +116,7 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 	}
 	sw, err := switching.New(switching.Options{
 		Routes: routes, Destinations: dests, Logger: log, Registerer: n.registry, Timeout: cfg.Switch.Timeout,
+		Inbound: inbound,
 	})
 	if err != nil {
 		return nil, err
@@ -110,14 +124,8 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 
 	n.front = front.NewServer(front.Options{Handler: sw, Logger: log, Registerer: n.registry})
 	cert, key := pki.ServerFiles(cfg.PKIDir)
-	if n.wires, err = cfg.Wires(); err != nil {
-		return nil, err
-	}
 	for _, ch := range cfg.Channels {
 		wire := n.wires[ch.Name]
-		if !wire.Dialect.SameLayout(n.dialect) {
-			return nil, fmt.Errorf("channel %s: dialect %s does not share the 1987 layout the switch works in", ch.Name, wire.Dialect.Name())
-		}
 		allow := ch.AllowCN
 		if len(allow) == 0 {
 			allow = []string{ch.Name}

@@ -8,13 +8,22 @@ import (
 	"github.com/junction-switch/junction/codec"
 )
 
-// Wire is how one channel speaks: its dialect, its framing, and the fixed
-// header a client of the channel puts on its requests.
+// Wire is how one channel speaks: its dialect, its framing, the fixed
+// header a client of the channel puts on its requests, and the map that
+// converts its messages into the switch's dialect when their layouts differ.
 type Wire struct {
 	Dialect *codec.Dialect
 	Framing codec.Framing
 	Header  []byte
+	Inbound *codec.Map // nil when the dialect shares the switch's layout
+	// Outbound converts from the switch's dialect into the channel's: what a
+	// client that builds requests in 1987 terms (junction send, the load
+	// generator) uses to speak the channel. Nil when Inbound is.
+	Outbound *codec.Map
 }
+
+// SwitchDialect is the dialect the switch and its ledger hosts work in.
+const SwitchDialect = "iso87ascii"
 
 // DialectSet resolves dialect names: the built-in dialects and those the
 // configuration loads from spec files. Spec files are read once, here.
@@ -51,21 +60,57 @@ func (c Config) DialectSet() (map[string]*codec.Dialect, error) {
 	return set, errors.Join(errs...)
 }
 
-// Wires resolves every channel's dialect and framing, reporting every
-// problem with its key.
-func (c Config) Wires() (map[string]Wire, error) {
-	dialects, err := c.DialectSet()
+// Maps are the conversion maps between the dialects of set: the built-in
+// ones and those of the configuration's map files.
+func (c Config) Maps(set map[string]*codec.Dialect) ([]*codec.Map, error) {
+	maps, err := codec.BuiltinMaps(set)
+	if err != nil {
+		return nil, err
+	}
 	var errs []error
+	for i, f := range c.MapFiles {
+		m, err := codec.LoadMapFile(f, set)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("maps[%d]: %w", i, err))
+			continue
+		}
+		maps = append(maps, m)
+	}
+	return maps, errors.Join(errs...)
+}
+
+// Wires resolves every channel's dialect, framing and inbound map,
+// reporting every problem with its key. The dialects come from set, so
+// that one process shares one instance of each.
+func (c Config) Wires(set map[string]*codec.Dialect) (map[string]Wire, error) {
+	var errs []error
+	maps, err := c.Maps(set)
 	if err != nil {
 		errs = append(errs, err)
 	}
+	internal := set[SwitchDialect]
 	wires := map[string]Wire{}
 	for i, ch := range c.Channels {
 		key := fmt.Sprintf("channels[%d]", i)
-		w, err := ch.wire(dialects, c.Limits.MaxFrame)
+		w, err := ch.wire(set, c.Limits.MaxFrame)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", key, err))
 			continue
+		}
+		if !w.Dialect.SameLayout(internal) {
+			for _, m := range maps {
+				if m.From().Name() == w.Dialect.Name() && m.To().SameLayout(internal) {
+					w.Inbound = m
+				}
+				if m.To().Name() == w.Dialect.Name() && m.From().SameLayout(internal) {
+					w.Outbound = m
+				}
+			}
+			if w.Inbound == nil {
+				errs = append(errs, fmt.Errorf("%s.dialect: %s differs in layout from the switch's %s and no map converts it (add one under maps)",
+					key, w.Dialect.Name(), SwitchDialect))
+				continue
+			}
 		}
 		wires[ch.Name] = w
 	}

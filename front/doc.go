@@ -6,8 +6,10 @@
 // at least, forward-secret AEAD suites, a client certificate verified
 // against the channel's CA and, optionally, an allowed common name), then
 // runs two goroutines per connection, as nats-server does: a reader that
-// cuts 2-byte-length frames (codec.FrameReader), decodes each into a pooled
-// codec.Message and hands it to the Handler on its own goroutine; and a
+// cuts frames by the channel's framing (codec.FrameReader: 2-byte binary,
+// 4-digit ASCII or 2-byte BCD length, optional TPDU kept per request and
+// mirrored on its response), decodes each into a pooled codec.Message of
+// the channel's dialect and hands it to the Handler on its own goroutine; and a
 // writer that writes responses as they complete, in whatever order, packing
 // everything ready into one write. Requests in flight per connection are
 // bounded (MaxInFlight): when full, the reader stops reading and TCP pushes

@@ -12,10 +12,16 @@
 // response MTI (0210 for 0200, 0110 for 0100, 0810 for 0800) and the fields
 // the request's dialect echoes.
 //
+// The switch works in ISO 8583:1987. A channel whose dialect has another
+// layout (a 1993 bank) has an inbound codec.Map: its requests are converted
+// in, served like any other, and their answers (the switch's own declines
+// and format errors included) converted back into its codes. Channels of
+// the same layout (1987 binary) need no conversion: content is canonical.
+//
 // Data enters from package front (Serve, Reject) and leaves to a
 // Destination: in the all-in-one process, a regional ledger shard's ISO host
 // (ledger.Host) called in-process.
 //
 // Not yet here: flow control, matching and re-stamping for outbound links,
-// conversion between dialects, timeouts with reversals, store-and-forward.
+// timeouts with reversals, store-and-forward.
 package switching

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/junction-switch/junction/codec"
@@ -33,15 +34,29 @@ type Options struct {
 	Registerer   prometheus.Registerer
 	// Timeout bounds one destination exchange; default 10s.
 	Timeout time.Duration
+	// Inbound holds, per channel, the map from the channel's dialect into
+	// the switch's ISO 8583:1987 when the two differ in layout (a 1993
+	// channel). Requests are converted in, served as any other, and their
+	// answers converted back. Channels of the same layout need none.
+	Inbound map[string]*codec.Map
 }
 
 // Switch is the request pipeline. It implements front.Handler.
 type Switch struct {
 	routes  *routing.Table
 	dests   map[string]Destination
+	inbound map[string]*codec.Map
 	log     *slog.Logger
 	timeout time.Duration
 	metrics *metrics
+	scratch sync.Pool // *converted
+}
+
+// converted is a request in the switch's dialect, its answer, and what the
+// answer needs of the original to go back.
+type converted struct {
+	req, resp codec.Message
+	saved     codec.Saved
 }
 
 var _ front.Handler = (*Switch)(nil)
@@ -73,11 +88,65 @@ func New(o Options) (*Switch, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
-	return &Switch{routes: o.Routes, dests: o.Destinations, log: log, timeout: o.Timeout, metrics: newMetrics(o.Registerer)}, nil
+	return &Switch{
+		routes: o.Routes, dests: o.Destinations, inbound: o.Inbound, log: log, timeout: o.Timeout,
+		metrics: newMetrics(o.Registerer), scratch: sync.Pool{New: func() any { return new(converted) }},
+	}, nil
 }
 
 // Serve answers one decoded request from a channel.
 func (s *Switch) Serve(ctx context.Context, p *front.Peer, req, resp *codec.Message) bool {
+	if m := s.inbound[p.Channel]; m != nil {
+		return s.serveConverted(ctx, p, m, req, resp)
+	}
+	return s.serve(ctx, p, req, resp)
+}
+
+// serveConverted serves a request of a channel whose dialect differs from
+// the switch's: in through m, served, and back through m.
+func (s *Switch) serveConverted(ctx context.Context, p *front.Peer, m *codec.Map, req, resp *codec.Message) bool {
+	mti, _ := req.MTI()
+	if !codec.IsRequest(mti) {
+		s.log.Debug("unsolicited message dropped", "channel", p.Channel, "mti", string(mti[:]))
+		s.metrics.count(p.Channel, mti, [2]byte{'-', '-'})
+		return false
+	}
+	c := s.scratch.Get().(*converted)
+	defer s.scratch.Put(c)
+	cctx := codec.Context{Now: time.Now(), Institution: p.Institution}
+	if err := m.Request(&c.req, req, &cctx, &c.saved); err != nil {
+		// Content the switch's dialect cannot hold (an alphabetic currency,
+		// say): a format error, in the channel's own codes.
+		field, _ := codec.FieldOf(err)
+		s.log.Warn("request does not convert", "channel", p.Channel, "map", m.Name(), "field", field, "err", err)
+		s.metrics.count(p.Channel, mti, [2]byte{'3', '0'})
+		return s.answer(req, resp, m.ResponseCode(codec.RCFormatError, mti[1]))
+	}
+	if !s.serve(ctx, p, &c.req, &c.resp) {
+		return false
+	}
+	if err := m.Response(resp, &c.resp, &c.saved); err != nil {
+		s.log.Error("response does not convert back", "channel", p.Channel, "map", m.Name(), "err", err)
+		return s.answer(req, resp, m.ResponseCode(codec.RCSystemError, mti[1]))
+	}
+	return true
+}
+
+// answer makes resp the answer to req with response code rc, in req's
+// dialect.
+func (s *Switch) answer(req, resp *codec.Message, rc string) bool {
+	if err := resp.InitResponse(req); err != nil {
+		return false
+	}
+	if err := resp.SetString(39, rc); err != nil {
+		s.log.Error("response code does not fit the channel's dialect", "rc", rc, "err", err)
+		return false
+	}
+	return true
+}
+
+// serve answers one request in the switch's dialect.
+func (s *Switch) serve(ctx context.Context, p *front.Peer, req, resp *codec.Message) bool {
 	start := time.Now()
 	mti, _ := req.MTI()
 	if !codec.IsRequest(mti) {
@@ -175,7 +244,13 @@ func (s *Switch) Reject(p *front.Peer, req *codec.Message, cause error, resp *co
 		s.metrics.count(p.Channel, [4]byte{'-', '-', '-', '-'}, [2]byte{'-', '-'})
 		return false
 	}
-	_ = resp.SetString(39, codec.RCFormatError)
+	rc := codec.RCFormatError
+	if m := s.inbound[p.Channel]; m != nil {
+		rc = m.ResponseCode(rc, mti[1])
+	}
+	if err := resp.SetString(39, rc); err != nil {
+		return false
+	}
 	s.metrics.count(p.Channel, mti, [2]byte{'3', '0'})
 	return true
 }

@@ -141,3 +141,99 @@ func TestUnknownCommand(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 }
+
+func TestSendOnEveryDialect(t *testing.T) {
+	n, cfg := startNode(t)
+	for _, c := range []struct{ channel, request, response, outcome string }{
+		{"bank", "iso87binary  MTI 0200", "iso87binary  MTI 0210", "approved (00)"},
+		{"bank93", "iso93ascii  MTI 1200", "iso93ascii  MTI 1210", "approved (00)"},
+	} {
+		t.Run(c.channel, func(t *testing.T) {
+			code, out, errOut := junction(t, "send", "--channel", c.channel, "--addr", n.Addr(c.channel).String(),
+				"--pki", cfg.PKIDir, "--pan", "6299903100000019", "--amount", "1.00")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			for _, w := range []string{c.request, c.response, c.outcome} {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+func TestCodecTools(t *testing.T) {
+	d := codec.ISO87ASCII()
+	m := codec.NewMessage(d)
+	tx := front.Txn{Type: codec.TxPurchase, PAN: "6299901100000013", Amount: 100, Currency: 156, STAN: 1, Terminal: "T0000001", Time: time.Now()}
+	if err := tx.Build(d, m); err != nil {
+		t.Fatal(err)
+	}
+	wire, _ := m.Pack(nil)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "msg.hex")
+	os.WriteFile(in, []byte(hex.EncodeToString(wire)), 0o644)
+
+	t.Run("convert turns a 1987 request into 1993 through the built-in map", func(t *testing.T) {
+		code, out, errOut := junction(t, "codec", "convert", "--from", "iso87ascii", "--to", "iso93ascii", in)
+		if code != 0 || !strings.Contains(out, "-> map iso87-to-iso93") || !strings.Contains(out, "iso93ascii  MTI 1200") {
+			t.Fatalf("exit %d: %s\n%s", code, out, errOut)
+		}
+		if strings.Contains(out, "6299901100000013") {
+			t.Fatal("the dump shows the PAN")
+		}
+	})
+
+	t.Run("describe reads a framed binary message", func(t *testing.T) {
+		bin := codec.ISO87Binary()
+		bm := codec.NewMessage(bin)
+		if err := tx.Build(bin, bm); err != nil {
+			t.Fatal(err)
+		}
+		f := codec.Framing{Length: codec.Len2BCD}
+		f.Validate()
+		framed, err := codec.AppendFrame(nil, &f, nil, bm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "bin.raw")
+		os.WriteFile(p, framed, 0o644)
+		code, out, errOut := junction(t, "codec", "describe", "--dialect", "iso87binary", "--raw", "--framing", "bcd2", p)
+		if code != 0 || !strings.Contains(out, "629990******0013") {
+			t.Fatalf("exit %d: %s\n%s", code, out, errOut)
+		}
+	})
+
+	t.Run("export and check round trip a dialect spec", func(t *testing.T) {
+		code, spec, _ := junction(t, "codec", "export", "--dialect", "iso93ascii")
+		p := filepath.Join(dir, "bank.json")
+		os.WriteFile(p, []byte(spec), 0o644)
+		code, out, errOut := junction(t, "codec", "check", "--version", "1993", p)
+		if code != 0 || !strings.Contains(out, "dialect bank: MTI ascii, bitmap hex") {
+			t.Fatalf("exit %d: %s\n%s", code, out, errOut)
+		}
+	})
+
+	t.Run("check reports every bad field of a spec", func(t *testing.T) {
+		p := filepath.Join(dir, "bad.json")
+		os.WriteFile(p, []byte(`{"name":"x","fields":{
+			"0":{"type":"String","length":4,"enc":"ASCII","prefix":"ASCII.Fixed"},
+			"1":{"type":"Bitmap","length":8,"enc":"HexToASCII","prefix":"Hex.Fixed"},
+			"4":{"type":"String","length":12,"enc":"EBCDIC","prefix":"ASCII.Fixed"},
+			"35":{"type":"Track2","length":37,"enc":"ASCII","prefix":"ASCII.LL"}}}`), 0o644)
+		code, _, errOut := junction(t, "codec", "check", p)
+		if code != 1 || !strings.Contains(errOut, "field 4: encoding EBCDIC") || !strings.Contains(errOut, "field 35: type Track2") {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+	})
+
+	t.Run("check validates a map file", func(t *testing.T) {
+		p := filepath.Join(dir, "map.yaml")
+		os.WriteFile(p, []byte("name: m\nfrom: iso93ascii\nto: iso87ascii\nrequest:\n  12: {from: 12, slice: [6, 12]}\n"), 0o644)
+		code, _, errOut := junction(t, "codec", "check", "--map", p)
+		if code != 1 || !strings.Contains(errOut, "define it differently") {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+	})
+}

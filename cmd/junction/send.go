@@ -111,19 +111,35 @@ books nothing twice. Exit status 0 when an answer arrived (approved or declined)
 		txn.Time = t
 	}
 
-	wires, err := cfg.Wires()
+	dialects, err := cfg.DialectSet()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	wires, err := cfg.Wires(dialects)
 	if err != nil {
 		return fail(stderr, err)
 	}
 	wire, ok := wires[*channel]
 	if !ok {
 		// A channel that is not configured: --addr names it; speak the default.
-		wire = allinone.Wire{Dialect: codec.ISO87ASCII(), Framing: codec.Framing{}}
+		wire = allinone.Wire{Dialect: dialects[allinone.SwitchDialect]}
 	}
 	d := wire.Dialect
 	req, resp := codec.NewMessage(d), codec.NewMessage(d)
-	if err := txn.Build(d, req); err != nil {
+	// The request is built in 1987 terms; a channel of another layout (1993)
+	// gets it through the map into its dialect, and its answer back.
+	built := req
+	if wire.Outbound != nil {
+		built = codec.NewMessage(wire.Outbound.From())
+	}
+	if err := txn.Build(built.Dialect(), built); err != nil {
 		return fail(stderr, err)
+	}
+	var saved codec.Saved
+	if wire.Outbound != nil {
+		if err := wire.Outbound.Request(req, built, &codec.Context{Now: txn.Time}, &saved); err != nil {
+			return fail(stderr, err)
+		}
 	}
 	cert, key := pki.ClientFiles(*pkiDir, *channel)
 	tlsCfg, err := front.ClientTLS(front.TLSFiles{Cert: cert, Key: key, CA: pki.CAFile(*pkiDir)}, *server)
@@ -146,7 +162,14 @@ books nothing twice. Exit status 0 when an answer arrived (approved or declined)
 	}
 	fmt.Fprintf(stdout, "← answer in %s\n", time.Since(start).Round(100*time.Microsecond))
 	codec.Describe(stdout, resp)
-	fmt.Fprintln(stdout, outcome(resp))
+	answer := resp
+	if wire.Outbound != nil {
+		answer = codec.NewMessage(wire.Outbound.From())
+		if err := wire.Outbound.Response(answer, resp, &saved); err != nil {
+			return fail(stderr, err)
+		}
+	}
+	fmt.Fprintln(stdout, outcome(answer))
 	fmt.Fprintf(stdout, "retransmit with: --stan %d --terminal %s --time %s\n", txn.STAN, txn.Terminal, txn.Time.UTC().Format(time.RFC3339))
 	return 0
 }
