@@ -125,7 +125,7 @@ func TestISO87ToISO93(t *testing.T) {
 	req := NewMessage(d87)
 	must(t, req.SetMTI([4]byte{'0', '2', '0', '0'}))
 	set(t, req, map[int]string{
-		2: "6299901100000013", 3: "000000", 4: "000000001234", 7: "1123180300", 11: "000042",
+		2: "6299901100000013", 3: "000000", 4: "000000001234", 7: "1123175959", 11: "000042",
 		12: "180259", 13: "1123", 18: "5411", 37: "632718000042", 41: "POS00001", 49: "156",
 	})
 
@@ -136,14 +136,14 @@ func TestISO87ToISO93(t *testing.T) {
 		if out.MTIString() != "1200" {
 			t.Fatalf("MTI %s", out.MTIString())
 		}
-		want(t, out, map[int]string{11: "004242", 37: "OUT000004242", 12: "261123180259", 24: "200", 26: "5411", 13: ""})
+		want(t, out, map[int]string{7: "1123180300", 11: "004242", 37: "OUT000004242", 12: "261123180259", 24: "200", 26: "5411", 13: ""})
 
 		resp := NewMessage(d93)
 		must(t, resp.InitResponse(out))
 		must(t, resp.SetString(39, "000"))
 		back := NewMessage(d87)
 		must(t, m.Response(back, resp, &saved))
-		want(t, back, map[int]string{39: "00", 11: "000042", 37: "632718000042", 12: "180259", 13: "1123"})
+		want(t, back, map[int]string{39: "00", 7: "1123175959", 11: "000042", 37: "632718000042", 12: "180259", 13: "1123"})
 		if back.MTIString() != "0210" {
 			t.Fatalf("MTI %s", back.MTIString())
 		}
@@ -333,5 +333,30 @@ func FuzzConvert(f *testing.F) {
 				t.Fatalf("a converted message does not decode: %v", err)
 			}
 		}
+	})
+}
+
+// FuzzLoadMap feeds any bytes to the map loader: it must never panic, and a
+// map it accepts must convert a 1993 purchase without panicking.
+func FuzzLoadMap(f *testing.F) {
+	for _, name := range []string{"maps/iso93-to-iso87.yaml", "maps/iso87-to-iso93.yaml"} {
+		raw, err := builtinMapFiles.ReadFile(name)
+		must(f, err)
+		f.Add(raw)
+	}
+	f.Add([]byte("name: x\nfrom: iso93ascii\nto: iso87ascii\ncopy_or_drop: true\nrequest:\n  12: [restore, {from: 12}]\n"))
+	dialects := map[string]*Dialect{"iso87ascii": ISO87ASCII(), "iso87binary": ISO87Binary(), "iso93ascii": ISO93ASCII()}
+	req := purchase1200(f, dialects["iso93ascii"])
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m, err := LoadMap(raw, dialects)
+		if err != nil {
+			return
+		}
+		src := req
+		if m.From().Name() != "iso93ascii" {
+			src = purchase0200(t, m.From())
+		}
+		var saved Saved
+		_ = m.Request(NewMessage(m.To()), src, &Context{Now: convNow, STAN: 1, RRN: "R", Institution: "1"}, &saved)
 	})
 }

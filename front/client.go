@@ -23,6 +23,7 @@ type Client struct {
 	tc     *tls.Conn
 	fr     *codec.FrameReader
 	d      *codec.Dialect
+	scan   codec.Scan // matches answers without decoding the ones Exchange skips
 	f      codec.Framing
 	header []byte // the fixed header every request carries (a TPDU)
 	wbuf   []byte
@@ -132,13 +133,24 @@ func (c *Client) Exchange(ctx context.Context, req, resp *codec.Message) error {
 	if err := c.Send(req); err != nil {
 		return err
 	}
+	match := codec.NewScanSet(11, 41)
 	for {
-		if err := c.Receive(resp); err != nil {
+		_, frame, err := c.fr.Next()
+		if err != nil {
 			return fmt.Errorf("%w: %w", ErrNoMatch, err)
 		}
-		if got, _ := resp.MTI(); got == want &&
-			bytes.Equal(resp.Get(11), req.Get(11)) && bytes.Equal(resp.Get(41), req.Get(41)) {
-			return nil
+		if len(frame) == 0 {
+			continue
+		}
+		// Scan for the matching key first: an answer to another request is
+		// skipped without being decoded.
+		if err := c.d.Scan(frame, match, &c.scan); err != nil {
+			resp.Reset(c.d)
+			return resp.Unpack(frame) // the same error, and what did decode
+		}
+		if c.scan.MTI() == want && bytes.Equal(c.scan.Get(11), req.Get(11)) && bytes.Equal(c.scan.Get(41), req.Get(41)) {
+			resp.Reset(c.d)
+			return resp.Unpack(frame)
 		}
 	}
 }
