@@ -41,9 +41,11 @@ fuzz:
 		rm -f $$log; \
 	done
 
-# Benchmarks beside the code: codec vs moov-io, routing, ledger.
+# Benchmarks beside the code (codec vs moov-io, routing, ledger), then end to
+# end over mutual TLS with durable commits.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./codec ./routing ./ledger
+	$(GO) test -run '^$$' -bench EndToEnd -benchtime 20000x ./bench
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
