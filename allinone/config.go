@@ -54,12 +54,13 @@ type Limits struct {
 
 // Channel is one mutual-TLS listener.
 type Channel struct {
-	Name        string   `yaml:"name"`
-	Listen      string   `yaml:"listen"`
-	Institution string   `yaml:"institution"` // acquiring institution id stamped into field 32
-	AllowCN     []string `yaml:"allow_cn"`    // client certificate names allowed; default: the channel name
-	Dialect     string   `yaml:"dialect"`     // a built-in dialect or one from dialects; default iso87ascii
-	Framing     Framing  `yaml:"framing"`
+	Name        string     `yaml:"name"`
+	Listen      string     `yaml:"listen"`
+	Institution string     `yaml:"institution"` // acquiring institution id stamped into field 32
+	AllowCN     []string   `yaml:"allow_cn"`    // client certificate names allowed; default: the channel name
+	Identities  []Identity `yaml:"identities"`  // certificate subject → identity; see identity.go
+	Dialect     string     `yaml:"dialect"`     // a built-in dialect or one from dialects; default iso87ascii
+	Framing     Framing    `yaml:"framing"`
 }
 
 // Framing is how a channel cuts its stream into messages.
@@ -72,9 +73,12 @@ type Framing struct {
 	TPDU string `yaml:"tpdu"`
 }
 
-// Region is one regional ledger shard.
+// Region is one regional ledger shard. `junction up` runs it in process;
+// with Remote, the switch reaches it over mutual-TLS links instead and
+// `junction ledger --region NAME` runs it as its own process.
 type Region struct {
-	Name string `yaml:"name"`
+	Name   string  `yaml:"name"`
+	Remote *Remote `yaml:"remote"` // see remote.go
 }
 
 // LedgerSettings tune every shard.
@@ -251,6 +255,8 @@ func (c Config) Validate() error {
 		}
 		dests[r.Name] = true
 	}
+	errs = append(errs, c.validateRemotes()...)
+	errs = append(errs, c.validateIdentities()...)
 	if len(c.Routes) == 0 {
 		bad("routes", "no route: every transaction would be declined")
 	}

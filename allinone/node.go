@@ -77,6 +77,13 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 
 	dests := map[string]switching.Destination{}
 	for _, r := range cfg.Regions {
+		if r.Remote != nil {
+			// The shard runs as its own process: reach it over links.
+			if dests[r.Name], err = n.remoteDestination(r); err != nil {
+				return nil, fmt.Errorf("region %s: %w", r.Name, err)
+			}
+			continue
+		}
 		s, err := ledger.Open(ledger.Options{
 			Dir:        filepath.Join(cfg.DataDir, "ledger", r.Name),
 			Region:     r.Name,

@@ -5,9 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,16 +13,15 @@ import (
 	"github.com/junction-switch/junction/codec"
 )
 
-// conn is one channel connection: a reader goroutine that cuts frames and
-// starts a goroutine per request, and a writer goroutine that writes
-// responses as they complete (not in request order), batching whatever is
-// ready into one write.
+// conn is one channel connection on the std engine (net + crypto/tls): a
+// reader goroutine that cuts frames and starts a goroutine per request, and
+// a writer goroutine that writes answers as they complete (not in request
+// order), batching whatever is ready into one write. What a frame means is
+// the session's business.
 type conn struct {
-	l    *listener
-	srv  *Server
-	nc   net.Conn // the TCP connection; deadlines are set here
-	tc   *tls.Conn
-	peer Peer
+	session
+	nc net.Conn // the TCP connection; deadlines are set here
+	tc *tls.Conn
 
 	// slots bounds the requests of this connection that are being served or
 	// waiting to be written: the reader blocks (and so stops reading from
@@ -40,10 +37,11 @@ type conn struct {
 
 func newConn(l *listener, nc net.Conn) *conn {
 	return &conn{
-		l:     l,
-		srv:   l.srv,
+		session: session{
+			l: l, srv: l.srv,
+			peer: Peer{Channel: l.ch.Name, Institution: l.ch.Institution, Remote: nc.RemoteAddr().String()},
+		},
 		nc:    nc,
-		peer:  Peer{Channel: l.ch.Name, Institution: l.ch.Institution, Remote: nc.RemoteAddr().String()},
 		slots: make(chan struct{}, l.ch.MaxInFlight),
 		out:   make(chan *exchange, l.ch.MaxInFlight),
 		wrote: make(chan struct{}),
@@ -61,7 +59,7 @@ func (c *conn) serve() {
 	defer c.srv.release(c)
 	ch := &c.l.ch
 	lm := c.l.metrics
-	log := c.srv.log.With("channel", ch.Name, "remote", c.peer.Remote)
+	c.log = c.srv.log.With("channel", ch.Name, "remote", c.peer.Remote)
 
 	c.tc = tls.Server(c.nc, ch.TLS)
 	ctx, cancel := context.WithTimeout(c.srv.base, ch.HandshakeTimeout)
@@ -69,36 +67,35 @@ func (c *conn) serve() {
 	cancel()
 	if err != nil {
 		lm.handshakes.Inc()
-		log.Warn("TLS handshake failed", "err", err)
+		c.log.Warn("TLS handshake failed", "err", err)
 		c.nc.Close()
 		return
 	}
 	c.peer.Identity = c.tc.ConnectionState().PeerCertificates[0].Subject.CommonName
-	log = log.With("identity", c.peer.Identity)
+	c.log = c.log.With("identity", c.peer.Identity)
 	lm.accepted.Inc()
 	lm.open.Inc()
 	defer lm.open.Dec()
-	log.Debug("connection open")
+	c.log.Debug("connection open")
 
-	go c.writeLoop(log)
-	reason := c.readLoop(log)
+	go c.writeLoop()
+	reason := c.readLoop()
 	c.inflight.Wait()
 	close(c.out)
 	<-c.wrote
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	c.tc.Close() // sends close_notify
 	lm.close(reason)
-	log.Debug("connection closed", "reason", reason)
+	c.log.Debug("connection closed", "reason", reason)
 }
 
 // readLoop reads frames until the peer leaves, the connection fails or the
 // server drains, and returns the reason.
-func (c *conn) readLoop(log *slog.Logger) string {
+func (c *conn) readLoop() string {
 	ch := &c.l.ch
-	lm := c.l.metrics
 	fr, err := codec.NewFrameReader(c.tc, ch.Framing, 4096)
 	if err != nil {
-		log.Error("framing", "err", err) // validated by Listen: a bug
+		c.log.Error("framing", "err", err) // validated by Listen: a bug
 		return "read_error"
 	}
 	for {
@@ -109,98 +106,84 @@ func (c *conn) readLoop(log *slog.Logger) string {
 		if c.draining.Load() {
 			return "drain"
 		}
-		header, frame, err := fr.Next()
+		header, payload, err := fr.Next()
 		if err != nil {
-			return c.readError(err, log)
+			return c.readError(err)
 		}
-		lm.frames.Inc()
-		if len(frame) == 0 {
-			continue // keep-alive
+		x, act := c.accept(header, payload)
+		switch act {
+		case drop:
+			continue
+		case hangUp:
+			return "unreadable"
 		}
-		x := c.srv.pool.Get().(*exchange)
-		x.headerLen = copy(x.header[:], header)
-		ch.Framing.MirrorHeader(x.header[:x.headerLen])
-		x.req.Reset(ch.Dialect)
-		if err := x.req.Unpack(frame); err != nil {
-			lm.malformed.Inc()
-			field, _ := codec.FieldOf(err)
-			log.Warn("malformed message", "mti", x.req.MTIString(), "field", field, "err", err)
-			_, readable := x.req.MTI()
-			c.slots <- struct{}{}
-			if c.srv.h.Reject(&c.peer, &x.req, err, &x.resp) {
-				c.out <- x
-				continue
-			}
-			<-c.slots
-			c.srv.pool.Put(x)
-			if !readable {
-				// Not even an MTI: the peer's framing or dialect is not ours,
-				// and nothing in this stream can be trusted any more.
-				return "unreadable"
-			}
+		c.acquire()
+		if act == reply {
+			c.out <- x
 			continue
 		}
-		c.slots <- struct{}{}
 		c.inflight.Add(1)
-		go c.handle(x, log)
+		go func() {
+			defer c.inflight.Done()
+			if c.session.serve(x) {
+				c.out <- x
+				return
+			}
+			<-c.slots
+		}()
 	}
 }
 
-func (c *conn) readError(err error, log *slog.Logger) string {
+// acquire takes an in-flight slot, waiting (and so no longer reading from
+// the socket) when the connection has MaxInFlight requests outstanding.
+func (c *conn) acquire() {
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		c.l.metrics.inFlightFull.Inc()
+		c.log.Debug("in-flight limit reached, reading paused", "max", c.l.ch.MaxInFlight)
+		c.slots <- struct{}{}
+	}
+}
+
+func (c *conn) readError(err error) string {
 	var fse *codec.FrameSizeError
 	var ne net.Error
 	switch {
 	case c.broken.Load():
 		return "write_error"
 	case errors.Is(err, codec.ErrFrameLength), errors.Is(err, codec.ErrFrameHeader):
-		log.Warn("broken framing, closing", "err", err)
+		c.log.Warn("broken framing, closing", "err", err)
 		return "bad_framing"
 	case errors.Is(err, io.EOF):
 		return "eof"
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		log.Info("peer closed inside a frame")
+		c.log.Info("peer closed inside a frame")
 		return "eof"
 	case errors.As(err, &fse):
-		log.Warn("frame too large, closing", "size", fse.Size, "max", fse.Max)
+		c.log.Warn("frame too large, closing", "size", fse.Size, "max", fse.Max)
 		return "frame_too_large"
 	case errors.As(err, &ne) && ne.Timeout():
 		if c.draining.Load() {
 			return "drain"
 		}
-		log.Info("idle timeout, closing", "idle", c.l.ch.IdleTimeout)
+		c.log.Info("idle timeout, closing", "idle", c.l.ch.IdleTimeout)
 		return "idle"
 	default:
-		log.Info("read failed", "err", err)
+		c.log.Info("read failed", "err", err)
 		return "read_error"
 	}
 }
 
-func (c *conn) handle(x *exchange, log *slog.Logger) {
-	defer c.inflight.Done()
-	defer func() {
-		// A panic here is a bug in the handler, not bad input; it must not
-		// take every other connection down with it.
-		if r := recover(); r != nil {
-			log.Error("handler panic", "panic", r, "stack", string(debug.Stack()))
-			<-c.slots
-		}
-	}()
-	if c.srv.h.Serve(c.srv.base, &c.peer, &x.req, &x.resp) {
-		c.out <- x
-		return
-	}
-	c.srv.pool.Put(x)
-	<-c.slots
-}
-
-// writeLoop packs responses into one buffer while more are ready and writes
+// writeLoop packs answers into one buffer while more are ready and writes
 // the batch with one call. After a write error it keeps draining (so that
 // nothing blocks on c.out) and closes the socket to stop the reader.
-func (c *conn) writeLoop(log *slog.Logger) {
+func (c *conn) writeLoop() {
 	defer close(c.wrote)
 	buf := make([]byte, 0, 16<<10)
 	for x := range c.out {
-		buf = c.pack(buf[:0], x, log)
+		buf = c.pack(buf[:0], x)
+		<-c.slots
 		for more := true; more; {
 			select {
 			case y, ok := <-c.out:
@@ -208,7 +191,8 @@ func (c *conn) writeLoop(log *slog.Logger) {
 					more = false
 					break
 				}
-				buf = c.pack(buf, y, log)
+				buf = c.pack(buf, y)
+				<-c.slots
 			default:
 				more = false
 			}
@@ -218,7 +202,7 @@ func (c *conn) writeLoop(log *slog.Logger) {
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(c.l.ch.WriteTimeout))
 		if _, err := c.tc.Write(buf); err != nil {
-			log.Warn("write failed, closing", "err", err)
+			c.log.Warn("write failed, closing", "err", err)
 			c.broken.Store(true)
 			c.nc.Close()
 		}
@@ -226,15 +210,4 @@ func (c *conn) writeLoop(log *slog.Logger) {
 			buf = make([]byte, 0, 16<<10) // do not keep a burst's buffer forever
 		}
 	}
-}
-
-func (c *conn) pack(buf []byte, x *exchange, log *slog.Logger) []byte {
-	out, err := codec.AppendFrame(buf, &c.l.ch.Framing, x.header[:x.headerLen], &x.resp)
-	if err != nil {
-		log.Warn("response does not pack, dropped", "mti", x.resp.MTIString(), "err", err)
-		out = buf
-	}
-	c.srv.pool.Put(x)
-	<-c.slots
-	return out
 }

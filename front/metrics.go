@@ -13,6 +13,9 @@ type metrics struct {
 	frames     *prometheus.CounterVec
 	malformed  *prometheus.CounterVec
 	closed     *prometheus.CounterVec
+	requests   *prometheus.CounterVec
+	signOns    *prometheus.CounterVec
+	inFlight   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -45,33 +48,50 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "junction", Subsystem: "front", Name: "connections_closed_total",
 			Help: "Closed channel connections, by reason (eof, idle, frame_too_large, bad_framing, unreadable, write_error, read_error, drain).",
 		}, []string{"channel", "reason"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "junction", Subsystem: "front", Name: "requests_refused_total",
+			Help: "Requests refused at the edge, by reason (not_signed_on).",
+		}, []string{"channel", "reason"}),
+		signOns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "junction", Subsystem: "front", Name: "sign_ons_total",
+			Help: "Network management sign-ons (0800/001, 1804/801) answered at the edge.",
+		}, []string{"channel"}),
+		inFlight: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "junction", Subsystem: "front", Name: "in_flight_full_total",
+			Help: "Times a connection reached its in-flight limit and reading paused.",
+		}, []string{"channel"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.open, m.accepted, m.refused, m.handshakes, m.frames, m.malformed, m.closed)
+		reg.MustRegister(m.open, m.accepted, m.refused, m.handshakes, m.frames, m.malformed, m.closed,
+			m.requests, m.signOns, m.inFlight)
 	}
 	return m
 }
 
 // listenerMetrics holds one channel's resolved children.
 type listenerMetrics struct {
-	m          *metrics
-	channel    string
-	open       prometheus.Gauge
-	accepted   prometheus.Counter
-	handshakes prometheus.Counter
-	frames     prometheus.Counter
-	malformed  prometheus.Counter
+	m            *metrics
+	channel      string
+	open         prometheus.Gauge
+	accepted     prometheus.Counter
+	handshakes   prometheus.Counter
+	frames       prometheus.Counter
+	malformed    prometheus.Counter
+	signOns      prometheus.Counter
+	inFlightFull prometheus.Counter
 }
 
 func (m *metrics) forChannel(ch string) *listenerMetrics {
 	return &listenerMetrics{
-		m:          m,
-		channel:    ch,
-		open:       m.open.WithLabelValues(ch),
-		accepted:   m.accepted.WithLabelValues(ch),
-		handshakes: m.handshakes.WithLabelValues(ch),
-		frames:     m.frames.WithLabelValues(ch),
-		malformed:  m.malformed.WithLabelValues(ch),
+		m:            m,
+		channel:      ch,
+		open:         m.open.WithLabelValues(ch),
+		accepted:     m.accepted.WithLabelValues(ch),
+		handshakes:   m.handshakes.WithLabelValues(ch),
+		frames:       m.frames.WithLabelValues(ch),
+		malformed:    m.malformed.WithLabelValues(ch),
+		signOns:      m.signOns.WithLabelValues(ch),
+		inFlightFull: m.inFlight.WithLabelValues(ch),
 	}
 }
 
@@ -82,4 +102,10 @@ func (lm *listenerMetrics) close(reason string) {
 }
 func (lm *listenerMetrics) refuse(reason string) {
 	lm.m.refused.WithLabelValues(lm.channel, reason).Inc()
+}
+
+// refused counts a request refused at the edge; rare enough to resolve the
+// label here.
+func (lm *listenerMetrics) refused(reason string) {
+	lm.m.requests.WithLabelValues(lm.channel, reason).Inc()
 }

@@ -48,8 +48,12 @@ type Channel struct {
 	// header, mirrored as the framing says.
 	Framing codec.Framing
 
-	MaxInFlight      int           // requests per connection being served or written; default 64
-	MaxConns         int           // open connections on this listener; default 10000
+	MaxInFlight int // requests per connection being served or written; default 64
+	MaxConns    int // open connections on this listener; default 10000
+	// SignOn makes the channel refuse requests (Handler.Reject with
+	// ErrSignOn) from a connection that has not signed on (0800/001).
+	SignOn bool
+
 	HandshakeTimeout time.Duration // default 10s
 	IdleTimeout      time.Duration // a connection with no frame for this long is closed; default 5m
 	WriteTimeout     time.Duration // a peer that does not read for this long is dropped; default 30s

@@ -4,13 +4,14 @@
 // For every request a front listener decodes, Switch.Serve: checks that the
 // message is one the switch answers and carries what routing and matching
 // need (else 30, format error); stamps the channel's acquiring institution
-// into field 32 when the terminal did not; answers network management (0800
-// echo, sign-on, sign-off) itself; routes the PAN with a routing.Table; and
+// into field 32 when the terminal did not; routes the PAN with a
+// routing.Table; and
 // hands the request to the chosen Destination, which fills the response. A
 // decline by routing (14, 15), a missing destination (92) or a destination
 // error (91, 96) is answered by the switch itself. Every answer carries the
-// response MTI (0210 for 0200, 0110 for 0100, 0810 for 0800) and the fields
-// the request's dialect echoes.
+// response MTI (0210 for 0200, 0110 for 0100) and the fields the request's
+// dialect echoes. Network management (0800) is answered at the edge, by
+// package front, before the switch.
 //
 // The switch works in ISO 8583:1987. A channel whose dialect has another
 // layout (a 1993 bank) has an inbound codec.Map: its requests are converted

@@ -180,10 +180,10 @@ func (s *Switch) serve(ctx context.Context, p *front.Peer, req, resp *codec.Mess
 // answered, or the response code the switch answers with itself.
 func (s *Switch) dispatch(ctx context.Context, p *front.Peer, mti [4]byte, req, resp *codec.Message) (dest, rc string) {
 	switch mti[1] {
-	case codec.ClassNetwork:
-		return "", s.network(mti, req)
 	case codec.ClassAuthorization, codec.ClassFinancial:
 	default:
+		// Network management is answered at the edge (package front);
+		// reversals, advices of other classes and the rest are not yet.
 		return "", codec.RCInvalidTransaction
 	}
 	if !req.Has(2) || !req.Has(3) || !req.Has(7) || !req.Has(11) || !req.Has(41) {
@@ -221,23 +221,9 @@ func (s *Switch) dispatch(ctx context.Context, p *front.Peer, mti [4]byte, req, 
 	return decision.Destination, ""
 }
 
-// network answers network management requests (0800): echo test (70=301),
-// sign-on (001) and sign-off (002).
-func (s *Switch) network(mti [4]byte, req *codec.Message) string {
-	if mti[2] != '0' {
-		return codec.RCInvalidTransaction
-	}
-	switch string(req.Get(70)) {
-	case "001", "002", "301":
-		return codec.RCApproved
-	case "":
-		return codec.RCFormatError
-	}
-	return codec.RCInvalidTransaction
-}
-
-// Reject answers a request that did not decode: 30 (format error) with the
-// fields that did decode echoed, when the MTI says it is a request.
+// Reject answers a request the edge refuses: 30 (format error) for one that
+// did not decode, with the fields that did echoed; 91 for one from a
+// connection that has not signed on. Codes go out in the channel's terms.
 func (s *Switch) Reject(p *front.Peer, req *codec.Message, cause error, resp *codec.Message) bool {
 	mti, ok := req.MTI()
 	if !ok || resp.InitResponse(req) != nil {
@@ -245,12 +231,15 @@ func (s *Switch) Reject(p *front.Peer, req *codec.Message, cause error, resp *co
 		return false
 	}
 	rc := codec.RCFormatError
+	if errors.Is(cause, front.ErrSignOn) {
+		rc = codec.RCIssuerUnavailable
+	}
 	if m := s.inbound[p.Channel]; m != nil {
 		rc = m.ResponseCode(rc, mti[1])
 	}
 	if err := resp.SetString(39, rc); err != nil {
 		return false
 	}
-	s.metrics.count(p.Channel, mti, [2]byte{'3', '0'})
+	s.metrics.count(p.Channel, mti, [2]byte{rc[0], rc[1]})
 	return true
 }

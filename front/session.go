@@ -1,0 +1,161 @@
+package front
+
+import (
+	"errors"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+
+	"github.com/junction-switch/junction/codec"
+)
+
+// ErrSignOn is the cause Handler.Reject gets for a financial request on a
+// channel that must sign on first, from a connection that has not.
+var ErrSignOn = errors.New("front: not signed on")
+
+// session is the protocol state of one channel connection, whatever engine
+// carries its bytes (std net + crypto/tls, or gnet for plaintext): it turns
+// frames into exchanges, answers network management itself, keeps the
+// sign-on state, runs the handler and packs answers into frames. Engines
+// only move bytes and bound the work in flight.
+type session struct {
+	l        *listener
+	srv      *Server
+	peer     Peer
+	log      *slog.Logger
+	signedOn atomic.Bool
+}
+
+// action is what an engine does with a frame after session.accept.
+type action uint8
+
+const (
+	// dispatch: run session.serve on its own goroutine, then write the answer.
+	dispatch action = iota
+	// reply: x.resp is ready; write it.
+	reply
+	// drop: nothing to answer (a keep-alive, a message that wants no answer).
+	drop
+	// hangUp: the stream cannot be trusted any more; close the connection.
+	hangUp
+)
+
+// accept decodes one frame into an exchange from the server's pool. The
+// exchange comes back with dispatch and reply; the caller owns it until
+// pack (or release) returns it.
+func (s *session) accept(header, payload []byte) (*exchange, action) {
+	lm := s.l.metrics
+	lm.frames.Inc()
+	if len(payload) == 0 {
+		return nil, drop // keep-alive
+	}
+	ch := &s.l.ch
+	x := s.srv.pool.Get().(*exchange)
+	x.headerLen = copy(x.header[:], header)
+	ch.Framing.MirrorHeader(x.header[:x.headerLen])
+	x.req.Reset(ch.Dialect)
+	if err := x.req.Unpack(payload); err != nil {
+		lm.malformed.Inc()
+		field, _ := codec.FieldOf(err)
+		s.log.Warn("malformed message", "mti", x.req.MTIString(), "field", field, "err", err)
+		_, readable := x.req.MTI()
+		if s.srv.h.Reject(&s.peer, &x.req, err, &x.resp) {
+			return x, reply
+		}
+		s.release(x)
+		if !readable {
+			// Not even an MTI: the peer's framing or dialect is not ours, and
+			// nothing in this stream can be trusted any more.
+			return nil, hangUp
+		}
+		return nil, drop
+	}
+	mti, _ := x.req.MTI()
+	if mti[1] == codec.ClassNetwork && codec.IsRequest(mti) {
+		s.network(x, mti)
+		return x, reply
+	}
+	if ch.SignOn && !s.signedOn.Load() && codec.IsRequest(mti) {
+		lm.refused("not_signed_on")
+		s.log.Info("request before sign-on refused", "mti", string(mti[:]), "stan", string(x.req.Get(11)))
+		if s.srv.h.Reject(&s.peer, &x.req, ErrSignOn, &x.resp) {
+			return x, reply
+		}
+		s.release(x)
+		return nil, drop
+	}
+	return x, dispatch
+}
+
+// Network management codes: 1987 field 70, 1993 field 24 (function code).
+const (
+	signOn87, signOff87, echo87 = "001", "002", "301"
+	signOn93, signOff93, echo93 = "801", "802", "831"
+)
+
+// network answers a network management request at the edge: echo test,
+// sign-on and sign-off, in the channel's own dialect (field 70 and
+// response code 00 for 1987; field 24 and action code 800 for 1993).
+func (s *session) network(x *exchange, mti [4]byte) {
+	v93 := s.l.ch.Dialect.Layout().Version == '1'
+	codeField, ok, missing, unknown := 70, "00", "30", "12"
+	if v93 {
+		codeField, ok, missing, unknown = 24, "800", "904", "902"
+	}
+	rc := ok
+	if err := x.resp.InitResponse(&x.req); err != nil {
+		return // a request MTI always has a response MTI
+	}
+	switch code := string(x.req.Get(codeField)); code {
+	case echo87, echo93:
+	case signOn87, signOn93:
+		s.signedOn.Store(true)
+		s.l.metrics.signOns.Inc()
+		s.log.Info("signed on")
+	case signOff87, signOff93:
+		s.signedOn.Store(false)
+		s.log.Info("signed off")
+	case "":
+		rc = missing
+	default:
+		rc = unknown
+	}
+	if mti[2] != '0' { // an advice (0820) is acknowledged, whatever it says
+		rc = ok
+	}
+	if err := x.resp.SetString(39, rc); err != nil {
+		s.log.Error("network management answer", "err", err)
+	}
+}
+
+// serve runs the handler for a dispatched exchange and reports whether its
+// answer is to be written; when it is not, x has been released.
+func (s *session) serve(x *exchange) (write bool) {
+	defer func() {
+		// A panic here is a bug in the handler, not bad input; it must not
+		// take every other connection down with it. The exchange is not
+		// reused: the handler may still hold parts of it.
+		if r := recover(); r != nil {
+			s.log.Error("handler panic", "panic", r, "stack", string(debug.Stack()))
+			write = false
+		}
+	}()
+	if s.srv.h.Serve(s.srv.base, &s.peer, &x.req, &x.resp) {
+		return true
+	}
+	s.release(x)
+	return false
+}
+
+// pack appends x's answer as a frame to buf and releases x.
+func (s *session) pack(buf []byte, x *exchange) []byte {
+	out, err := codec.AppendFrame(buf, &s.l.ch.Framing, x.header[:x.headerLen], &x.resp)
+	if err != nil {
+		s.log.Warn("response does not pack, dropped", "mti", x.resp.MTIString(), "err", err)
+		out = buf
+	}
+	s.release(x)
+	return out
+}
+
+func (s *session) release(x *exchange) { s.srv.pool.Put(x) }
