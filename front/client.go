@@ -20,7 +20,7 @@ var ErrNoMatch = errors.New("front: no matching response")
 // and the channel's framing. Send and Receive may be used from two
 // goroutines (one each) to pipeline; Exchange is for one request at a time.
 type Client struct {
-	tc     *tls.Conn
+	tc     net.Conn // a *tls.Conn, or plain TCP
 	fr     *codec.FrameReader
 	d      *codec.Dialect
 	scan   codec.Scan // matches answers without decoding the ones Exchange skips
@@ -38,7 +38,8 @@ type ClientOptions struct {
 	Header  []byte
 }
 
-// Dial connects to a channel listener and completes the TLS handshake.
+// Dial connects to a channel listener and completes the TLS handshake; with
+// a nil cfg it connects in plaintext, for listeners configured so.
 func Dial(ctx context.Context, addr string, cfg *tls.Config, o ClientOptions) (*Client, error) {
 	if err := o.Framing.Validate(); err != nil {
 		return nil, err
@@ -49,12 +50,17 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config, o ClientOptions) (*
 	if len(o.Header) != o.Framing.Header {
 		return nil, fmt.Errorf("front: a %d-byte header for a framing with %d", len(o.Header), o.Framing.Header)
 	}
-	dialer := &tls.Dialer{Config: cfg, NetDialer: &net.Dialer{Timeout: 10 * time.Second}}
-	nc, err := dialer.DialContext(ctx, "tcp", addr)
+	var nc net.Conn
+	var err error
+	if cfg == nil {
+		nc, err = (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", addr)
+	} else {
+		nc, err = (&tls.Dialer{Config: cfg, NetDialer: &net.Dialer{Timeout: 10 * time.Second}}).DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("front: dial %s: %w", addr, err)
 	}
-	tc := nc.(*tls.Conn)
+	tc := nc
 	fr, err := codec.NewFrameReader(tc, o.Framing, 4096)
 	if err != nil {
 		tc.Close()
@@ -155,8 +161,13 @@ func (c *Client) Exchange(ctx context.Context, req, resp *codec.Message) error {
 	}
 }
 
-// ConnectionState is the TLS state of the connection.
-func (c *Client) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
+// ConnectionState is the TLS state of the connection (zero for plaintext).
+func (c *Client) ConnectionState() tls.ConnectionState {
+	if tc, ok := c.tc.(*tls.Conn); ok {
+		return tc.ConnectionState()
+	}
+	return tls.ConnectionState{}
+}
 
 // Close closes the connection.
 func (c *Client) Close() error { return c.tc.Close() }

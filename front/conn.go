@@ -21,7 +21,7 @@ import (
 type conn struct {
 	session
 	nc net.Conn // the TCP connection; deadlines are set here
-	tc *tls.Conn
+	rw net.Conn // what carries the frames: the TLS connection, or nc itself for plaintext
 
 	// slots bounds the requests of this connection that are being served or
 	// waiting to be written: the reader blocks (and so stops reading from
@@ -61,17 +61,23 @@ func (c *conn) serve() {
 	lm := c.l.metrics
 	c.log = c.srv.log.With("channel", ch.Name, "remote", c.peer.Remote)
 
-	c.tc = tls.Server(c.nc, ch.TLS)
-	ctx, cancel := context.WithTimeout(c.srv.base, ch.HandshakeTimeout)
-	err := c.tc.HandshakeContext(ctx)
-	cancel()
-	if err != nil {
-		lm.handshakes.Inc()
-		c.log.Warn("TLS handshake failed", "err", err)
-		c.nc.Close()
-		return
+	if ch.Plaintext {
+		c.rw = c.nc
+		c.peer.Identity = ch.PlainIdentity
+	} else {
+		tc := tls.Server(c.nc, ch.TLS)
+		ctx, cancel := context.WithTimeout(c.srv.base, ch.HandshakeTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			lm.handshakes.Inc()
+			c.log.Warn("TLS handshake failed", "err", err)
+			c.nc.Close()
+			return
+		}
+		c.rw = tc
+		c.peer.Identity = tc.ConnectionState().PeerCertificates[0].Subject.CommonName
 	}
-	c.peer.Identity = c.tc.ConnectionState().PeerCertificates[0].Subject.CommonName
 	c.log = c.log.With("identity", c.peer.Identity)
 	lm.accepted.Inc()
 	lm.open.Inc()
@@ -84,7 +90,7 @@ func (c *conn) serve() {
 	close(c.out)
 	<-c.wrote
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	c.tc.Close() // sends close_notify
+	c.rw.Close() // TLS sends close_notify
 	lm.close(reason)
 	c.log.Debug("connection closed", "reason", reason)
 }
@@ -93,7 +99,7 @@ func (c *conn) serve() {
 // server drains, and returns the reason.
 func (c *conn) readLoop() string {
 	ch := &c.l.ch
-	fr, err := codec.NewFrameReader(c.tc, ch.Framing, 4096)
+	fr, err := codec.NewFrameReader(c.rw, ch.Framing, 4096)
 	if err != nil {
 		c.log.Error("framing", "err", err) // validated by Listen: a bug
 		return "read_error"
@@ -201,7 +207,7 @@ func (c *conn) writeLoop() {
 			continue
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(c.l.ch.WriteTimeout))
-		if _, err := c.tc.Write(buf); err != nil {
+		if _, err := c.rw.Write(buf); err != nil {
 			c.log.Warn("write failed, closing", "err", err)
 			c.broken.Store(true)
 			c.nc.Close()

@@ -41,8 +41,13 @@ type Channel struct {
 	Name        string
 	Addr        string // host:port; port 0 picks a free one
 	Institution string
-	TLS         *tls.Config // from ServerTLS: mutual TLS is not optional
-	Dialect     *codec.Dialect
+	TLS         *tls.Config // from ServerTLS: mutual TLS, required unless Plaintext
+	// Plaintext serves without TLS: only for listeners behind a
+	// TLS-terminating balancer or inside a trusted segment, and only when
+	// configured explicitly. Every connection takes PlainIdentity.
+	Plaintext     bool
+	PlainIdentity string
+	Dialect       *codec.Dialect
 	// Framing cuts the stream into messages; its Max is the largest frame
 	// accepted (default 8192 bytes). A response carries its request's fixed
 	// header, mirrored as the framing says.
@@ -145,8 +150,11 @@ type listener struct {
 // Listen binds ch.Addr and starts accepting connections. It returns the
 // bound address (useful when the port was 0).
 func (s *Server) Listen(ch Channel) (net.Addr, error) {
-	if ch.TLS == nil || ch.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
-		return nil, fmt.Errorf("front: channel %s: TLS with required client certificates is mandatory", ch.Name)
+	switch {
+	case ch.Plaintext && ch.TLS != nil:
+		return nil, fmt.Errorf("front: channel %s: plaintext and TLS both configured", ch.Name)
+	case !ch.Plaintext && (ch.TLS == nil || ch.TLS.ClientAuth != tls.RequireAndVerifyClientCert):
+		return nil, fmt.Errorf("front: channel %s: TLS with required client certificates is mandatory (or plaintext, explicitly)", ch.Name)
 	}
 	if ch.Dialect == nil {
 		return nil, fmt.Errorf("front: channel %s: no dialect", ch.Name)
