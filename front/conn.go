@@ -33,6 +33,21 @@ type conn struct {
 
 	draining atomic.Bool
 	broken   atomic.Bool // the writer failed; the reader's error is a consequence
+	counted  bool        // the connection counts against its identity's limit (guarded by srv.mu)
+
+	fr           *codec.FrameReader
+	frameStarted bool // the frame being read has begun: FrameTimeout runs
+}
+
+// Read feeds the frame reader. Between frames the idle deadline (set by
+// readLoop) applies; once a frame has begun it must be complete within
+// FrameTimeout, however slowly its bytes drip in.
+func (c *conn) Read(p []byte) (int, error) {
+	if !c.frameStarted && c.fr.Buffered() > 0 {
+		c.frameStarted = true
+		c.nc.SetReadDeadline(time.Now().Add(c.l.ch.FrameTimeout))
+	}
+	return c.rw.Read(p)
 }
 
 func newConn(l *listener, nc net.Conn) *conn {
@@ -76,9 +91,23 @@ func (c *conn) serve() {
 			return
 		}
 		c.rw = tc
-		c.peer.Identity = tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+		cs := tc.ConnectionState()
+		if cs.DidResume {
+			lm.resumed.Inc()
+		}
+		id := Identity{Name: cs.PeerCertificates[0].Subject.CommonName, Institution: ch.Institution}
+		if len(ch.Identities) > 0 {
+			id, _ = identify(ch.Identities, cs.PeerCertificates[0], ch.Institution) // admitted at the handshake
+		}
+		c.peer.Identity, c.peer.Institution, c.peer.Group = id.Name, id.Institution, id.Group
 	}
 	c.log = c.log.With("identity", c.peer.Identity)
+	if !c.srv.admitIdentity(c) {
+		lm.refuse("identity_limit")
+		c.log.Warn("connection refused: identity at its connection limit", "max", ch.MaxConnsPerIdentity)
+		c.rw.Close()
+		return
+	}
 	lm.accepted.Inc()
 	lm.open.Inc()
 	defer lm.open.Dec()
@@ -99,20 +128,23 @@ func (c *conn) serve() {
 // server drains, and returns the reason.
 func (c *conn) readLoop() string {
 	ch := &c.l.ch
-	fr, err := codec.NewFrameReader(c.rw, ch.Framing, 4096)
-	if err != nil {
+	var err error
+	// A small first buffer: an idle terminal should cost little; the reader
+	// grows it to the largest frame seen.
+	if c.fr, err = codec.NewFrameReader(c, ch.Framing, 1024); err != nil {
 		c.log.Error("framing", "err", err) // validated by Listen: a bug
 		return "read_error"
 	}
 	for {
-		if fr.Buffered() == 0 {
+		c.frameStarted = false
+		if c.fr.Buffered() == 0 {
 			// Waiting for a new frame: the idle limit applies.
 			c.nc.SetReadDeadline(time.Now().Add(ch.IdleTimeout))
 		}
 		if c.draining.Load() {
 			return "drain"
 		}
-		header, payload, err := fr.Next()
+		header, payload, err := c.fr.Next()
 		if err != nil {
 			return c.readError(err)
 		}
@@ -126,17 +158,20 @@ func (c *conn) readLoop() string {
 		c.acquire()
 		if act == reply {
 			c.out <- x
-			continue
+		} else {
+			c.inflight.Add(1)
+			go func() {
+				defer c.inflight.Done()
+				if c.session.serve(x) {
+					c.out <- x
+					return
+				}
+				<-c.slots
+			}()
 		}
-		c.inflight.Add(1)
-		go func() {
-			defer c.inflight.Done()
-			if c.session.serve(x) {
-				c.out <- x
-				return
-			}
-			<-c.slots
-		}()
+		if ch.Short {
+			return "short" // one request, one answer: written before the close
+		}
 	}
 }
 
@@ -170,8 +205,12 @@ func (c *conn) readError(err error) string {
 		c.log.Warn("frame too large, closing", "size", fse.Size, "max", fse.Max)
 		return "frame_too_large"
 	case errors.As(err, &ne) && ne.Timeout():
-		if c.draining.Load() {
+		switch {
+		case c.draining.Load():
 			return "drain"
+		case c.frameStarted:
+			c.log.Warn("frame not complete in time, closing", "frame_timeout", c.l.ch.FrameTimeout)
+			return "slow_frame"
 		}
 		c.log.Info("idle timeout, closing", "idle", c.l.ch.IdleTimeout)
 		return "idle"
@@ -186,7 +225,7 @@ func (c *conn) readError(err error) string {
 // nothing blocks on c.out) and closes the socket to stop the reader.
 func (c *conn) writeLoop() {
 	defer close(c.wrote)
-	buf := make([]byte, 0, 16<<10)
+	var buf []byte // grown by the first answers, not held by idle connections
 	for x := range c.out {
 		buf = c.pack(buf[:0], x)
 		<-c.slots
@@ -213,7 +252,7 @@ func (c *conn) writeLoop() {
 			c.nc.Close()
 		}
 		if cap(buf) > 1<<20 {
-			buf = make([]byte, 0, 16<<10) // do not keep a burst's buffer forever
+			buf = nil // do not keep a burst's buffer forever
 		}
 	}
 }

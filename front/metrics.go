@@ -16,6 +16,7 @@ type metrics struct {
 	requests   *prometheus.CounterVec
 	signOns    *prometheus.CounterVec
 	inFlight   *prometheus.CounterVec
+	resumed    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,7 +31,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"channel"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "junction", Subsystem: "front", Name: "connections_refused_total",
-			Help: "Connections closed before serving, by reason (limit, draining).",
+			Help: "Connections closed before serving, by reason (limit, identity_limit, draining).",
 		}, []string{"channel", "reason"}),
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "junction", Subsystem: "front", Name: "handshake_failures_total",
@@ -46,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"channel"}),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "junction", Subsystem: "front", Name: "connections_closed_total",
-			Help: "Closed channel connections, by reason (eof, idle, frame_too_large, bad_framing, unreadable, write_error, read_error, drain).",
+			Help: "Closed channel connections, by reason (eof, idle, slow_frame, frame_too_large, bad_framing, unreadable, short, write_error, read_error, drain).",
 		}, []string{"channel", "reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "junction", Subsystem: "front", Name: "requests_refused_total",
@@ -56,6 +57,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "junction", Subsystem: "front", Name: "sign_ons_total",
 			Help: "Network management sign-ons (0800/001, 1804/801) answered at the edge.",
 		}, []string{"channel"}),
+		resumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "junction", Subsystem: "front", Name: "handshakes_resumed_total",
+			Help: "TLS handshakes that resumed a session (a ticket) instead of a full handshake.",
+		}, []string{"channel"}),
 		inFlight: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "junction", Subsystem: "front", Name: "in_flight_full_total",
 			Help: "Times a connection reached its in-flight limit and reading paused.",
@@ -63,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.open, m.accepted, m.refused, m.handshakes, m.frames, m.malformed, m.closed,
-			m.requests, m.signOns, m.inFlight)
+			m.requests, m.signOns, m.inFlight, m.resumed)
 	}
 	return m
 }
@@ -79,6 +84,7 @@ type listenerMetrics struct {
 	malformed    prometheus.Counter
 	signOns      prometheus.Counter
 	inFlightFull prometheus.Counter
+	resumed      prometheus.Counter
 }
 
 func (m *metrics) forChannel(ch string) *listenerMetrics {
@@ -92,6 +98,7 @@ func (m *metrics) forChannel(ch string) *listenerMetrics {
 		malformed:    m.malformed.WithLabelValues(ch),
 		signOns:      m.signOns.WithLabelValues(ch),
 		inFlightFull: m.inFlight.WithLabelValues(ch),
+		resumed:      m.resumed.WithLabelValues(ch),
 	}
 }
 

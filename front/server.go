@@ -18,8 +18,9 @@ import (
 // the client certificate that opened the connection.
 type Peer struct {
 	Channel     string
-	Institution string // the channel's acquiring institution id (field 32)
-	Identity    string // client certificate common name
+	Institution string // acquiring institution id (field 32): the identity rule's, else the channel's
+	Identity    string // client certificate common name (or the plaintext listener's identity)
+	Group       string // terminal group, from the identity rule
 	Remote      string // remote address, for logs
 }
 
@@ -58,6 +59,20 @@ type Channel struct {
 	// SignOn makes the channel refuse requests (Handler.Reject with
 	// ErrSignOn) from a connection that has not signed on (0800/001).
 	SignOn bool
+	// Identities admit client certificates and say who they speak for; the
+	// first matching rule wins and a certificate none matches is refused at
+	// the handshake. Empty admits every certificate the CA signed.
+	Identities []IdentityRule
+	// Short is the synchronous short-connection mode of kiosks: one request,
+	// one answer, then the server closes. TLS session resumption keeps the
+	// next connection's handshake cheap.
+	Short bool
+	// MaxConnsPerIdentity bounds the open connections of one identity on
+	// this listener; default 1000.
+	MaxConnsPerIdentity int
+	// FrameTimeout bounds how long a frame may take to arrive once its
+	// first bytes have: a slow-drip client is cut off; default 10s.
+	FrameTimeout time.Duration
 
 	HandshakeTimeout time.Duration // default 10s
 	IdleTimeout      time.Duration // a connection with no frame for this long is closed; default 5m
@@ -73,6 +88,12 @@ func (c *Channel) defaults() {
 	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = 10000
+	}
+	if c.MaxConnsPerIdentity <= 0 {
+		c.MaxConnsPerIdentity = 1000
+	}
+	if c.FrameTimeout <= 0 {
+		c.FrameTimeout = 10 * time.Second
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 10 * time.Second
@@ -139,12 +160,13 @@ func NewServer(o Options) *Server {
 }
 
 type listener struct {
-	srv     *Server
-	ch      Channel
-	ln      net.Listener
-	metrics *listenerMetrics
-	open    int // guarded by srv.mu
-	done    chan struct{}
+	srv        *Server
+	ch         Channel
+	ln         net.Listener
+	metrics    *listenerMetrics
+	open       int            // guarded by srv.mu
+	byIdentity map[string]int // open connections per identity, guarded by srv.mu
+	done       chan struct{}
 }
 
 // Listen binds ch.Addr and starts accepting connections. It returns the
@@ -163,11 +185,14 @@ func (s *Server) Listen(ch Channel) (net.Addr, error) {
 	if err := ch.Framing.Validate(); err != nil {
 		return nil, fmt.Errorf("front: channel %s: %w", ch.Name, err)
 	}
+	if !ch.Plaintext && len(ch.Identities) > 0 {
+		ch.TLS = withIdentities(ch.TLS, ch.Identities)
+	}
 	ln, err := net.Listen("tcp", ch.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("front: channel %s: %w", ch.Name, err)
 	}
-	l := &listener{srv: s, ch: ch, ln: ln, metrics: s.metrics.forChannel(ch.Name), done: make(chan struct{})}
+	l := &listener{srv: s, ch: ch, ln: ln, metrics: s.metrics.forChannel(ch.Name), byIdentity: map[string]int{}, done: make(chan struct{})}
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
@@ -230,8 +255,26 @@ func (s *Server) release(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	c.l.open--
+	if c.counted {
+		if c.l.byIdentity[c.peer.Identity]--; c.l.byIdentity[c.peer.Identity] == 0 {
+			delete(c.l.byIdentity, c.peer.Identity)
+		}
+	}
 	s.mu.Unlock()
 	s.connsDone.Done()
+}
+
+// admitIdentity counts a connection against its identity's limit, once its
+// identity is known; false when the identity is at its limit.
+func (s *Server) admitIdentity(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.l.byIdentity[c.peer.Identity] >= c.l.ch.MaxConnsPerIdentity {
+		return false
+	}
+	c.l.byIdentity[c.peer.Identity]++
+	c.counted = true
+	return true
 }
 
 // Shutdown drains the server: it stops accepting, stops reading new
