@@ -44,12 +44,15 @@ type DialectFile struct {
 
 // Limits apply to every channel listener.
 type Limits struct {
-	MaxFrame         int           `yaml:"max_frame"` // largest frame, fixed header included
-	MaxInFlight      int           `yaml:"max_in_flight"`
-	MaxConns         int           `yaml:"max_conns"`
-	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
-	IdleTimeout      time.Duration `yaml:"idle_timeout"`
-	WriteTimeout     time.Duration `yaml:"write_timeout"`
+	MaxFrame            int           `yaml:"max_frame"` // largest frame, fixed header included
+	MaxInFlight         int           `yaml:"max_in_flight"`
+	MaxConns            int           `yaml:"max_conns"`
+	MaxConnsPerIdentity int           `yaml:"max_conns_per_identity"`
+	HandshakeTimeout    time.Duration `yaml:"handshake_timeout"`
+	FrameTimeout        time.Duration `yaml:"frame_timeout"` // a frame, once begun, must arrive within it
+	TLSReload           time.Duration `yaml:"tls_reload"`    // how often certificate files are checked for changes
+	IdleTimeout         time.Duration `yaml:"idle_timeout"`
+	WriteTimeout        time.Duration `yaml:"write_timeout"`
 }
 
 // Channel is one mutual-TLS listener.
@@ -59,6 +62,9 @@ type Channel struct {
 	Institution string     `yaml:"institution"` // acquiring institution id stamped into field 32
 	AllowCN     []string   `yaml:"allow_cn"`    // client certificate names allowed; default: the channel name
 	Identities  []Identity `yaml:"identities"`  // certificate subject → identity; see identity.go
+	TLS         TLSConfig  `yaml:"tls"`         // the channel's own certificate files; default: the dev PKI
+	SignOn      bool       `yaml:"sign_on"`     // requests only after 0800 sign-on (answered 91 before)
+	Short       bool       `yaml:"short"`       // synchronous short connections: one request, one answer, close
 	Dialect     string     `yaml:"dialect"`     // a built-in dialect or one from dialects; default iso87ascii
 	Framing     Framing    `yaml:"framing"`
 }
@@ -105,16 +111,19 @@ func DefaultConfig() Config {
 		HTTP:    "127.0.0.1:9583",
 		Demo:    true,
 		Limits: Limits{
-			MaxFrame:         8192,
-			MaxInFlight:      64,
-			MaxConns:         10000,
-			HandshakeTimeout: 10 * time.Second,
-			IdleTimeout:      5 * time.Minute,
-			WriteTimeout:     30 * time.Second,
+			MaxFrame:            8192,
+			MaxInFlight:         64,
+			MaxConns:            10000,
+			MaxConnsPerIdentity: 1000,
+			HandshakeTimeout:    10 * time.Second,
+			FrameTimeout:        10 * time.Second,
+			TLSReload:           30 * time.Second,
+			IdleTimeout:         5 * time.Minute,
+			WriteTimeout:        30 * time.Second,
 		},
 		Channels: []Channel{
 			{Name: "pos", Listen: "127.0.0.1:8583", Institution: "10000001"},
-			{Name: "kiosk", Listen: "127.0.0.1:8584", Institution: "10000002"},
+			{Name: "kiosk", Listen: "127.0.0.1:8584", Institution: "10000002", Short: true},
 			{Name: "web", Listen: "127.0.0.1:8585", Institution: "10000003"},
 			{Name: "bank", Listen: "127.0.0.1:8586", Institution: "10000004", Dialect: "iso87binary",
 				Framing: Framing{Length: "binary2", Header: 5, Mirror: "tpdu", TPDU: "6000010000"}},
@@ -202,8 +211,12 @@ func (c Config) Validate() error {
 	if l.MaxConns < 1 {
 		bad("limits.max_conns", "%d must be at least 1", l.MaxConns)
 	}
+	if l.MaxConnsPerIdentity < 1 {
+		bad("limits.max_conns_per_identity", "%d must be at least 1", l.MaxConnsPerIdentity)
+	}
 	for key, d := range map[string]time.Duration{
 		"limits.handshake_timeout": l.HandshakeTimeout, "limits.idle_timeout": l.IdleTimeout,
+		"limits.frame_timeout": l.FrameTimeout, "limits.tls_reload": l.TLSReload,
 		"limits.write_timeout": l.WriteTimeout, "switch.timeout": c.Switch.Timeout,
 	} {
 		if d <= 0 {

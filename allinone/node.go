@@ -39,6 +39,9 @@ type Node struct {
 	created  []string // PKI files created at start
 
 	ready atomic.Bool
+
+	tls       map[front.TLSFiles]*front.TLSSource // one per distinct set of files, shared by listeners
+	stopWatch context.CancelFunc                  // stops the certificate file watchers
 }
 
 // Start brings a node up: the dev PKI (created when missing), the ledger
@@ -130,23 +133,22 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 	}
 
 	n.front = front.NewServer(front.Options{Handler: sw, Logger: log, Registerer: n.registry})
-	cert, key := pki.ServerFiles(cfg.PKIDir)
+	var watch context.Context
+	watch, n.stopWatch = context.WithCancel(context.Background())
 	for _, ch := range cfg.Channels {
 		wire := n.wires[ch.Name]
-		allow := ch.AllowCN
-		if len(allow) == 0 {
-			allow = []string{ch.Name}
-		}
-		tlsCfg, err := front.ServerTLS(front.TLSFiles{Cert: cert, Key: key, CA: pki.CAFile(cfg.PKIDir)}, allow)
+		src, err := n.tlsSource(ch, watch)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("channel %s: %w", ch.Name, err)
 		}
 		addr, err := n.front.Listen(front.Channel{
-			Name: ch.Name, Addr: ch.Listen, Institution: ch.Institution, TLS: tlsCfg,
+			Name: ch.Name, Addr: ch.Listen, Institution: ch.Institution, TLS: src.Config(),
+			Identities: ch.identityRules(), SignOn: ch.SignOn, Short: ch.Short,
 			Dialect: wire.Dialect, Framing: wire.Framing,
 			MaxInFlight: cfg.Limits.MaxInFlight, MaxConns: cfg.Limits.MaxConns,
-			HandshakeTimeout: cfg.Limits.HandshakeTimeout, IdleTimeout: cfg.Limits.IdleTimeout,
-			WriteTimeout: cfg.Limits.WriteTimeout,
+			MaxConnsPerIdentity: cfg.Limits.MaxConnsPerIdentity,
+			HandshakeTimeout:    cfg.Limits.HandshakeTimeout, IdleTimeout: cfg.Limits.IdleTimeout,
+			FrameTimeout: cfg.Limits.FrameTimeout, WriteTimeout: cfg.Limits.WriteTimeout,
 		})
 		if err != nil {
 			return nil, err
@@ -199,8 +201,49 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return n.stop(ctx)
 }
 
+// tlsSource is the reloading TLS configuration of a channel's certificate
+// files (its own, or the dev PKI's), shared by the channels that use the
+// same files and watched for changes every Limits.TLSReload.
+func (n *Node) tlsSource(ch Channel, watch context.Context) (*front.TLSSource, error) {
+	files := front.TLSFiles{Cert: ch.TLS.Cert, Key: ch.TLS.Key, CA: ch.TLS.CA}
+	if files.Cert == "" {
+		files.Cert, files.Key = pki.ServerFiles(n.cfg.PKIDir)
+		files.CA = pki.CAFile(n.cfg.PKIDir)
+	}
+	if src := n.tls[files]; src != nil {
+		return src, nil
+	}
+	src, err := front.NewTLSSource(files, n.log)
+	if err != nil {
+		return nil, err
+	}
+	if n.tls == nil {
+		n.tls = map[front.TLSFiles]*front.TLSSource{}
+	}
+	n.tls[files] = src
+	go src.Watch(watch, n.cfg.Limits.TLSReload)
+	return src, nil
+}
+
+// ReloadTLS reads every listener's certificate files again (on SIGHUP):
+// handshakes from now on use what changed, open connections carry on. It
+// returns the problems of the files that failed; those keep their
+// certificates in use.
+func (n *Node) ReloadTLS() error {
+	var errs []error
+	for _, src := range n.tls {
+		if err := src.Reload(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (n *Node) stop(ctx context.Context) error {
 	n.ready.Store(false)
+	if n.stopWatch != nil {
+		n.stopWatch()
+	}
 	var errs []error
 	if n.front != nil {
 		if err := n.front.Shutdown(ctx); err != nil {

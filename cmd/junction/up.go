@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -26,7 +27,8 @@ Runs the all-in-one switch: mutual-TLS channel listeners (pos 8583, kiosk 8584,
 web 8585, bank 8586, hotline 8587), the switch, one badger ledger shard per
 region under ./var/data and HTTP /metrics, /healthz, /readyz on 9583. On first
 start it creates a dev CA and certificates under ./var/pki and seeds demo cards.
-Ctrl-C drains: requests in flight are answered, the ledgers committed and closed.
+Certificate files are reloaded on SIGHUP and when they change. Ctrl-C drains:
+requests in flight are answered, the ledgers committed and closed.
 
 `)
 		fs.PrintDefaults()
@@ -53,6 +55,18 @@ Ctrl-C drains: requests in flight are answered, the ledgers committed and closed
 	}
 	node.Summary(stdout)
 
+	// SIGHUP reloads the certificate files (they are also watched).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			log.Info("SIGHUP: reloading certificates")
+			if err := node.ReloadTLS(); err != nil {
+				log.Error("certificate reload failed; the certificates in use stay", "err", err)
+			}
+		}
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	<-ctx.Done()
 	stop() // a second Ctrl-C kills at once
