@@ -37,14 +37,20 @@ fuzz:
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz ./$$pkg $$name ($(FUZZTIME))"; \
 		log=$$(mktemp); \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./$$pkg > $$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; \
+		if ! $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./$$pkg > $$log 2>&1; then \
+			if grep -q 'context deadline exceeded' $$log && ! grep -q 'Failing input written' $$log; then \
+				echo "  (ended by Go's fuzz-deadline race, golang/go#75804; no failing input)"; \
+			else cat $$log; rm -f $$log; exit 1; fi; \
+		fi; \
 		rm -f $$log; \
 	done
 
-# Benchmarks beside the code (codec vs moov-io, routing, ledger), then end to
-# end over mutual TLS with durable commits.
+# Benchmarks beside the code (codec vs moov-io, routing, ledger), echo round
+# trips per engine and connection count, then end to end over mutual TLS
+# with durable commits.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./codec ./routing ./ledger
+	$(GO) test -run '^$$' -bench Echo -benchtime 2s ./front
 	$(GO) test -run '^$$' -bench EndToEnd -benchtime 20000x ./bench
 
 lint: vet

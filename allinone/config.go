@@ -67,6 +67,17 @@ type Channel struct {
 	Short       bool       `yaml:"short"`       // synchronous short connections: one request, one answer, close
 	Dialect     string     `yaml:"dialect"`     // a built-in dialect or one from dialects; default iso87ascii
 	Framing     Framing    `yaml:"framing"`
+	// Plaintext serves the channel without TLS; see Plaintext. Never a
+	// default: only a channel that sets it.
+	Plaintext *Plaintext `yaml:"plaintext"`
+}
+
+// Plaintext is a channel listener without TLS, for a port behind a
+// TLS-terminating balancer or inside a trusted segment. With no client
+// certificate to tell connections apart, every connection takes Identity.
+type Plaintext struct {
+	Identity string `yaml:"identity"` // required: who every connection speaks for (logs, per-identity limits)
+	Engine   string `yaml:"engine"`   // std (default: a goroutine pair per connection) or gnet (event loops)
 }
 
 // Framing is how a channel cuts its stream into messages.

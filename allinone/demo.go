@@ -1,10 +1,12 @@
 package allinone
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -36,14 +38,20 @@ func DemoAccounts() []DemoAccount {
 	}
 }
 
-// seedDemo opens the demo cards and books their opening deposits. It is
-// idempotent: an existing card is kept, and each opening deposit carries a
-// fixed transaction id, so a restart replays it instead of booking it again.
-func seedDemo(ctx context.Context, routes *routing.Table, shards map[string]*ledger.Shard) error {
+// seedDemo opens the demo cards that route to the shards given and books
+// their opening deposits. A card that routes to a region of regions whose
+// shard is not given (it runs in another process, which seeds it) is left
+// alone; one that routes anywhere else is an error. It is idempotent: an
+// existing card is kept, and each opening deposit carries a fixed
+// transaction id, so a restart replays it instead of booking it again.
+func seedDemo(ctx context.Context, routes *routing.Table, shards map[string]*ledger.Shard, regions []Region) error {
 	for _, a := range DemoAccounts() {
 		d := routes.Route([]byte(a.PAN))
 		s := shards[d.Destination]
 		if s == nil {
+			if slices.ContainsFunc(regions, func(r Region) bool { return r.Name == d.Destination }) {
+				continue
+			}
 			return fmt.Errorf("demo: card %s routes to %q, which is not a region (rule %q, decline %q)",
 				codec.MaskPAN([]byte(a.PAN)), d.Destination, d.Rule, d.Decline)
 		}
@@ -71,7 +79,10 @@ func seedDemo(ctx context.Context, routes *routing.Table, shards map[string]*led
 // to try.
 func (n *Node) Summary(w io.Writer) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "junction up: ISO 8583 switch with %d regional ledger shards\n", len(n.shards))
+	fmt.Fprintf(&b, "junction up: ISO 8583 switch with %d regional ledger shards in process\n", len(n.shards))
+	for _, r := range n.remotes {
+		fmt.Fprintf(&b, "  region %s: shard in its own process over links to %s\n", r.name, strings.Join(r.endpoints(), ", "))
+	}
 	names := make([]string, 0, len(n.addrs))
 	for name := range n.addrs {
 		names = append(names, name)
@@ -80,6 +91,11 @@ func (n *Node) Summary(w io.Writer) {
 	parts := make([]string, len(names))
 	for i, name := range names {
 		parts[i] = fmt.Sprintf("%s %s", name, n.addrs[name])
+		for _, ch := range n.cfg.Channels {
+			if ch.Name == name && ch.Plaintext != nil {
+				parts[i] += fmt.Sprintf(" (PLAINTEXT, %s engine)", cmp.Or(ch.Plaintext.Engine, "std"))
+			}
+		}
 	}
 	fmt.Fprintf(&b, "  channels (mutual TLS): %s\n", strings.Join(parts, ", "))
 	if n.httpAddr != nil {

@@ -1,7 +1,7 @@
 package allinone
 
 import (
-	"errors"
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -65,7 +65,19 @@ func (c Config) validateIdentities() []error {
 		}
 		t := ch.TLS
 		if (t.Cert != "" || t.Key != "" || t.CA != "") && (t.Cert == "" || t.Key == "" || t.CA == "") {
-			errs = append(errs, errors.New(fmt.Sprintf("channels[%d].tls: give cert, key and ca together", i)))
+			errs = append(errs, fmt.Errorf("channels[%d].tls: give cert, key and ca together", i))
+		}
+		if p := ch.Plaintext; p != nil {
+			key := fmt.Sprintf("channels[%d].plaintext", i)
+			if p.Identity == "" {
+				errs = append(errs, fmt.Errorf("%s.identity: is empty: a plaintext connection has no certificate to name it", key))
+			}
+			if _, err := front.ParseEngine(cmp.Or(p.Engine, "std")); err != nil {
+				errs = append(errs, fmt.Errorf("%s.engine: %q: want std or gnet", key, p.Engine))
+			}
+			if t.Cert != "" || len(ch.Identities) > 0 || len(ch.AllowCN) > 0 {
+				errs = append(errs, fmt.Errorf("%s: a plaintext channel takes no tls, identities or allow_cn", key))
+			}
 		}
 	}
 	return errs

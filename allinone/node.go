@@ -1,6 +1,7 @@
 package allinone
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ type Node struct {
 	dialect  *codec.Dialect
 
 	shards   map[string]*ledger.Shard
+	remotes  []*remoteRegion // regions whose shard runs in its own process
 	front    *front.Server
 	wires    map[string]Wire     // channel → dialect and framing
 	addrs    map[string]net.Addr // channel → bound address
@@ -73,6 +75,9 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 	for i, ch := range cfg.Channels {
 		channels[i] = ch.Name
 	}
+	if cfg.remote() {
+		channels = append(channels, SwitchIdentity) // the client certificate of the links to remote shards
+	}
 	n.created, err = pki.EnsureDev(cfg.PKIDir, pki.DevOptions{Channels: channels, Hosts: []string{"localhost", "127.0.0.1"}})
 	if err != nil {
 		return nil, err
@@ -82,9 +87,12 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 	for _, r := range cfg.Regions {
 		if r.Remote != nil {
 			// The shard runs as its own process: reach it over links.
-			if dests[r.Name], err = n.remoteDestination(r); err != nil {
+			d, err := n.remoteDestination(r)
+			if err != nil {
 				return nil, fmt.Errorf("region %s: %w", r.Name, err)
 			}
+			n.remotes = append(n.remotes, d)
+			dests[r.Name] = d
 			continue
 		}
 		s, err := ledger.Open(ledger.Options{
@@ -120,7 +128,7 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 		}
 	}
 	if cfg.Demo {
-		if err := seedDemo(context.Background(), routes, n.shards); err != nil {
+		if err := seedDemo(context.Background(), routes, n.shards, cfg.Regions); err != nil {
 			return nil, err
 		}
 	}
@@ -137,19 +145,28 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 	watch, n.stopWatch = context.WithCancel(context.Background())
 	for _, ch := range cfg.Channels {
 		wire := n.wires[ch.Name]
-		src, err := n.tlsSource(ch, watch)
-		if err != nil {
-			return nil, fmt.Errorf("channel %s: %w", ch.Name, err)
-		}
-		addr, err := n.front.Listen(front.Channel{
-			Name: ch.Name, Addr: ch.Listen, Institution: ch.Institution, TLS: src.Config(),
-			Identities: ch.identityRules(), SignOn: ch.SignOn, Short: ch.Short,
+		fc := front.Channel{
+			Name: ch.Name, Addr: ch.Listen, Institution: ch.Institution,
+			SignOn: ch.SignOn, Short: ch.Short,
 			Dialect: wire.Dialect, Framing: wire.Framing,
 			MaxInFlight: cfg.Limits.MaxInFlight, MaxConns: cfg.Limits.MaxConns,
 			MaxConnsPerIdentity: cfg.Limits.MaxConnsPerIdentity,
 			HandshakeTimeout:    cfg.Limits.HandshakeTimeout, IdleTimeout: cfg.Limits.IdleTimeout,
 			FrameTimeout: cfg.Limits.FrameTimeout, WriteTimeout: cfg.Limits.WriteTimeout,
-		})
+		}
+		if p := ch.Plaintext; p != nil {
+			fc.Plaintext, fc.PlainIdentity = true, p.Identity
+			fc.Engine, _ = front.ParseEngine(cmp.Or(p.Engine, "std")) // validated
+			n.log.Warn("channel without TLS: only behind a TLS-terminating balancer or in a trusted segment",
+				"channel", ch.Name, "listen", ch.Listen, "engine", fc.Engine.String())
+		} else {
+			src, err := n.tlsSource(ch, watch)
+			if err != nil {
+				return nil, fmt.Errorf("channel %s: %w", ch.Name, err)
+			}
+			fc.TLS, fc.Identities = src.Config(), ch.identityRules()
+		}
+		addr, err := n.front.Listen(fc)
 		if err != nil {
 			return nil, err
 		}
@@ -166,36 +183,43 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 	return n, nil
 }
 
-func (n *Node) serveHTTP() error {
+func (n *Node) serveHTTP() (err error) {
+	n.http, n.httpAddr, err = serveHTTP(n.cfg.HTTP, n.registry, &n.ready, n.log)
+	return err
+}
+
+// serveHTTP serves /metrics from registry, /healthz, and /readyz (200 while
+// ready, 503 otherwise) on addr, and returns the server and its bound
+// address.
+func serveHTTP(addr string, registry *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (*http.Server, net.Addr, error) {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{Registry: n.registry}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !n.ready.Load() {
+		if !ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	ln, err := net.Listen("tcp", n.cfg.HTTP)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("http: %w", err)
+		return nil, nil, fmt.Errorf("http: %w", err)
 	}
-	n.httpAddr = ln.Addr()
-	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
-		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("http server stopped", "err", err)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
 		}
 	}()
-	return nil
+	return srv, ln.Addr(), nil
 }
 
 // Shutdown stops the node cleanly: it reports not ready, drains the
 // channels (every request in flight is answered and written), closes the
-// ledger shards (everything queued is committed) and stops HTTP last, so
+// links to remote shards, closes the in-process ledger shards (everything queued is committed) and stops HTTP last, so
 // that the drain can be watched.
 func (n *Node) Shutdown(ctx context.Context) error {
 	return n.stop(ctx)
@@ -250,6 +274,11 @@ func (n *Node) stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("drain: %w", err))
 		}
 	}
+	for _, r := range n.remotes {
+		if err := r.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("region %s: links: %w", r.name, err))
+		}
+	}
 	for name, s := range n.shards {
 		if err := s.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("region %s: %w", name, err))
@@ -269,7 +298,8 @@ func (n *Node) Addr(channel string) net.Addr { return n.addrs[channel] }
 // HTTPAddr is the bound address of the HTTP endpoint (nil if disabled).
 func (n *Node) HTTPAddr() net.Addr { return n.httpAddr }
 
-// Shard is the ledger shard of a region.
+// Shard is the in-process ledger shard of a region (nil for a region whose
+// shard runs in its own process).
 func (n *Node) Shard(region string) *ledger.Shard { return n.shards[region] }
 
 // Dialect is the dialect the switch works in: ISO 8583:1987, whose layout

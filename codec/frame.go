@@ -160,36 +160,58 @@ func NewFrameReader(r io.Reader, f Framing, bufSize int) (*FrameReader, error) {
 // clean end of stream Next returns io.EOF; inside a frame,
 // io.ErrUnexpectedEOF.
 func (r *FrameReader) Next() (header, msg []byte, err error) {
-	ls := r.f.Length.size()
-	if err := r.fill(ls); err != nil {
-		return nil, nil, err
-	}
-	n, ok := r.length(r.buf[r.start : r.start+ls])
-	if !ok {
-		return nil, nil, ErrFrameLength
-	}
-	if n > r.f.Max {
-		return nil, nil, &FrameSizeError{Size: n, Max: r.f.Max}
-	}
-	if n > 0 && n < r.f.Header {
-		return nil, nil, ErrFrameHeader
-	}
-	if err := r.fill(ls + n); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	for {
+		n, header, msg, err := r.f.Cut(r.buf[r.start:r.end])
+		if err != nil {
+			return nil, nil, err
 		}
-		return nil, nil, err
+		if n > 0 {
+			r.start += n
+			return header, msg, nil
+		}
+		// Not a whole frame yet: read at least one more byte. Cut refuses a
+		// frame above the limit as soon as its length header is in, so the
+		// buffer never grows past about twice the largest frame. fill turns
+		// an EOF inside a frame into io.ErrUnexpectedEOF.
+		if err := r.fill(r.end - r.start + 1); err != nil {
+			return nil, nil, err
+		}
 	}
-	frame := r.buf[r.start+ls : r.start+ls+n]
-	r.start += ls + n
-	if n == 0 {
-		return nil, frame, nil
-	}
-	return frame[:r.f.Header], frame[r.f.Header:], nil
 }
 
-func (r *FrameReader) length(b []byte) (int, bool) {
-	switch r.f.Length {
+// Cut cuts the first frame out of b, for engines that own their read
+// buffer. n is how many bytes of b the frame takes, or 0 when b does not
+// hold a whole frame yet; header and msg are slices of b, as
+// FrameReader.Next returns them (a keep-alive is n > 0 with an empty msg
+// and no header). The errors are Next's: a *FrameSizeError, ErrFrameLength
+// or ErrFrameHeader, reported as soon as the length header is in b, so that
+// a caller never buffers a frame it is going to refuse. f must be valid
+// (see Validate).
+func (f *Framing) Cut(b []byte) (n int, header, msg []byte, err error) {
+	ls := f.Length.size()
+	if len(b) < ls {
+		return 0, nil, nil, nil
+	}
+	size, ok := f.Length.parse(b[:ls])
+	switch {
+	case !ok:
+		return 0, nil, nil, ErrFrameLength
+	case size > f.Max:
+		return 0, nil, nil, &FrameSizeError{Size: size, Max: f.Max}
+	case size > 0 && size < f.Header:
+		return 0, nil, nil, ErrFrameHeader
+	case len(b) < ls+size:
+		return 0, nil, nil, nil
+	case size == 0:
+		return ls, nil, b[ls:ls], nil
+	}
+	frame := b[ls : ls+size]
+	return ls + size, frame[:f.Header], frame[f.Header:], nil
+}
+
+// parse reads a length header of l's size.
+func (l LengthHeader) parse(b []byte) (int, bool) {
+	switch l {
 	case Len4ASCII:
 		n := 0
 		for _, c := range b {

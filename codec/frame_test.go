@@ -215,3 +215,96 @@ func TestAppendFrame(t *testing.T) {
 		}
 	})
 }
+
+func TestFramingCut(t *testing.T) {
+	long := string(bytes.Repeat([]byte("x"), 3000))
+	want := []string{"0800first", "", "0200second", long, "0200last"}
+	for _, f := range framings() {
+		must(t, f.Validate())
+		t.Run(f.name(), func(t *testing.T) {
+			stream := frames(f, header(f), want...)
+
+			t.Run("a buffer holding several frames is cut like a FrameReader cuts the stream", func(t *testing.T) {
+				var got []string
+				for b := stream; len(b) > 0; {
+					n, h, p, err := f.Cut(b)
+					if err != nil || n == 0 {
+						t.Fatalf("after %d frames: n = %d, err = %v", len(got), n, err)
+					}
+					if len(p) > 0 && !bytes.Equal(h, header(f)) {
+						t.Fatalf("frame %d: header %x", len(got), h)
+					}
+					got = append(got, string(p))
+					b = b[n:]
+				}
+				if len(got) != len(want) {
+					t.Fatalf("got %d frames, want %d", len(got), len(want))
+				}
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("frame %d differs", i)
+					}
+				}
+			})
+
+			t.Run("a frame is cut only once all of it is in the buffer", func(t *testing.T) {
+				one := frames(f, header(f), "0200second")
+				for end := 0; end < len(one); end++ {
+					if n, h, p, err := f.Cut(one[:end]); n != 0 || h != nil || p != nil || err != nil {
+						t.Fatalf("%d of %d bytes: n = %d, err = %v", end, len(one), n, err)
+					}
+				}
+				n, h, p, err := f.Cut(append(one, "trailing"...))
+				if n != len(one) || err != nil || !bytes.Equal(h, header(f)) || string(p) != "0200second" {
+					t.Fatalf("n = %d of %d, header %x, msg %q, err = %v", n, len(one), h, p, err)
+				}
+			})
+
+			t.Run("a keep-alive takes its length header and gives an empty message", func(t *testing.T) {
+				n, h, p, err := f.Cut(frames(f, nil, "", "0800"))
+				if n != f.Length.size() || h != nil || p == nil || len(p) != 0 || err != nil {
+					t.Fatalf("n = %d, header %x, msg %q, err = %v", n, h, p, err)
+				}
+			})
+		})
+	}
+
+	t.Run("a length above the limit is refused as soon as the length header is in", func(t *testing.T) {
+		f := Framing{Length: Len2Binary, Max: 4096}
+		must(t, f.Validate())
+		n, _, _, err := f.Cut([]byte{5000 >> 8, 5000 & 0xff})
+		var fse *FrameSizeError
+		if n != 0 || !errors.As(err, &fse) || fse.Size != 5000 || fse.Max != 4096 {
+			t.Fatalf("n = %d, err = %v", n, err)
+		}
+		if !errors.Is(err, ErrFrameTooLarge) {
+			t.Fatalf("%v does not wrap ErrFrameTooLarge", err)
+		}
+	})
+
+	t.Run("broken length headers are refused before the frame is in", func(t *testing.T) {
+		for _, c := range []struct {
+			f      Framing
+			buf    string
+			expect error
+		}{
+			{Framing{Length: Len4ASCII}, "00a5", ErrFrameLength},
+			{Framing{Length: Len2BCD}, "\x00\x1f", ErrFrameLength},
+			{Framing{Length: Len2Binary, Header: 5, Mirror: MirrorTPDU}, "\x00\x03", ErrFrameHeader},
+		} {
+			must(t, c.f.Validate())
+			if n, _, _, err := c.f.Cut([]byte(c.buf)); n != 0 || !errors.Is(err, c.expect) {
+				t.Errorf("%s %q: n = %d, err = %v, want %v", c.f.name(), c.buf, n, err, c.expect)
+			}
+		}
+	})
+
+	t.Run("a buffer shorter than a length header is not an error", func(t *testing.T) {
+		for _, f := range framings() {
+			must(t, f.Validate())
+			if n, _, _, err := f.Cut([]byte{'0'}); n != 0 || err != nil {
+				t.Errorf("%s: n = %d, err = %v", f.name(), n, err)
+			}
+		}
+	})
+}

@@ -47,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"channel"}),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "junction", Subsystem: "front", Name: "connections_closed_total",
-			Help: "Closed channel connections, by reason (eof, idle, slow_frame, frame_too_large, bad_framing, unreadable, short, write_error, read_error, drain).",
+			Help: "Closed channel connections, by reason (eof, idle, slow_frame, frame_too_large, bad_framing, unreadable, short, overrun, write_error, read_error, drain).",
 		}, []string{"channel", "reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "junction", Subsystem: "front", Name: "requests_refused_total",

@@ -73,6 +73,9 @@ type Channel struct {
 	// FrameTimeout bounds how long a frame may take to arrive once its
 	// first bytes have: a slow-drip client is cut off; default 10s.
 	FrameTimeout time.Duration
+	// Engine carries the bytes: EngineStd (the default) or, for a
+	// Plaintext listener only, EngineGnet.
+	Engine Engine
 
 	HandshakeTimeout time.Duration // default 10s
 	IdleTimeout      time.Duration // a connection with no frame for this long is closed; default 5m
@@ -188,6 +191,9 @@ func (s *Server) Listen(ch Channel) (net.Addr, error) {
 	if !ch.Plaintext && len(ch.Identities) > 0 {
 		ch.TLS = withIdentities(ch.TLS, ch.Identities)
 	}
+	if ch.Engine != EngineStd {
+		return s.listenGnet(ch)
+	}
 	ln, err := net.Listen("tcp", ch.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("front: channel %s: %w", ch.Name, err)
@@ -295,7 +301,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 
 	done := make(chan struct{})
-	go func() { s.connsDone.Wait(); close(done) }()
+	go func() { s.connsDone.Wait(); stopGnet(listeners); close(done) }()
 	select {
 	case <-done:
 		s.cancel()

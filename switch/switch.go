@@ -209,8 +209,13 @@ func (s *Switch) dispatch(ctx context.Context, p *front.Peer, mti [4]byte, req, 
 	if err := d.Exchange(ctx, req, resp); err != nil {
 		s.log.Warn("destination failed", "channel", p.Channel, "dest", decision.Destination,
 			"mti", string(mti[:]), "stan", string(req.Get(11)), "terminal", string(req.Get(41)), "err", err)
-		if errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		switch {
+		case errors.Is(err, ErrUnavailable), errors.Is(err, front.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 			return decision.Destination, codec.RCIssuerUnavailable
+		case errors.Is(err, front.ErrDuplicateKey):
+			// The same matching key is in flight: a retransmission before
+			// the first answer. The first keeps its place.
+			return decision.Destination, codec.RCDuplicate
 		}
 		return decision.Destination, codec.RCSystemError
 	}

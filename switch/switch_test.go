@@ -251,3 +251,31 @@ func TestNewRefusesARouteToNowhere(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// failing is a destination that fails every exchange with err.
+type failing struct{ err error }
+
+func (f failing) Exchange(context.Context, *codec.Message, *codec.Message) error { return f.err }
+
+// TestLinkErrorsHaveTheirCodes: what an outbound link reports decides the
+// code: a link that cannot carry the request is 91, a matching key already
+// in flight (a retransmission racing its original) 94, an answer that does
+// not decode 96. None of them is an approval.
+func TestLinkErrorsHaveTheirCodes(t *testing.T) {
+	d := codec.ISO87ASCII()
+	for _, c := range []struct {
+		err error
+		rc  string
+	}{
+		{fmt.Errorf("link beijing-1: %w", front.ErrUnavailable), codec.RCIssuerUnavailable},
+		{fmt.Errorf("link beijing-1: %w", front.ErrDuplicateKey), codec.RCDuplicate},
+		{fmt.Errorf("link beijing-1: %w: field 39", front.ErrBadReply), codec.RCSystemError},
+		{context.DeadlineExceeded, codec.RCIssuerUnavailable},
+	} {
+		sw := newSwitch(t, nil, map[string]switching.Destination{"beijing": failing{c.err}, "shanghai": unavailable{}})
+		resp, ok := serve(sw, request(t, d, codec.TxPurchase, pan, 100))
+		if !ok || string(resp.Get(39)) != c.rc || resp.Has(38) {
+			t.Errorf("%v: rc %s auth %q, want %s", c.err, resp.Get(39), resp.Get(38), c.rc)
+		}
+	}
+}

@@ -17,6 +17,7 @@ usage: junction <command> [flags]
 
 commands:
   up              run the all-in-one switch: channels, switch, regional ledger shards, HTTP
+  ledger          run one regional ledger shard as its own process, behind the switch's links
   send            send one transaction to a channel over mutual TLS and print the answer
   pki init        create the dev CA, server and channel client certificates
   codec describe  decode an ISO 8583 message (hex or raw) into a masked dump
@@ -41,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "up":
 		return up(rest, stdout, stderr)
+	case "ledger":
+		return ledgerCmd(rest, stdout, stderr)
 	case "send":
 		return send(rest, stdout, stderr)
 	case "pki":

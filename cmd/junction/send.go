@@ -41,7 +41,8 @@ func send(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: junction send --pan PAN [--amount 12.34] [--type purchase|balance] [--channel pos] [flags]
 
-Connects to a channel with that channel's client certificate (mutual TLS), sends
+Connects to a channel with that channel's client certificate (mutual TLS; none
+for a channel the configuration declares plaintext), sends
 one ISO 8583 0200 request and prints request and response as masked dumps (PAN as
 first 6 / last 4), then a one-line outcome. Sending the same --stan, --terminal and
 --time again is a retransmission: the switch answers it with the first outcome and
@@ -59,15 +60,17 @@ books nothing twice. Exit status 0 when an answer arrived (approved or declined)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if *addr == "" {
-		for _, ch := range cfg.Channels {
-			if ch.Name == *channel {
+	plaintext := false
+	for _, ch := range cfg.Channels {
+		if ch.Name == *channel {
+			plaintext = ch.Plaintext != nil
+			if *addr == "" {
 				*addr = ch.Listen
 			}
 		}
-		if *addr == "" {
-			return fail(stderr, fmt.Errorf("channel %q is not in the configuration; give --addr", *channel))
-		}
+	}
+	if *addr == "" {
+		return fail(stderr, fmt.Errorf("channel %q is not in the configuration; give --addr", *channel))
 	}
 	if *pkiDir == "" {
 		*pkiDir = cfg.PKIDir
@@ -141,10 +144,13 @@ books nothing twice. Exit status 0 when an answer arrived (approved or declined)
 			return fail(stderr, err)
 		}
 	}
-	cert, key := pki.ClientFiles(*pkiDir, *channel)
-	tlsCfg, err := front.ClientTLS(front.TLSFiles{Cert: cert, Key: key, CA: pki.CAFile(*pkiDir)}, *server)
-	if err != nil {
-		return fail(stderr, fmt.Errorf("%w (has 'junction up' created %s?)", err, *pkiDir))
+	var tlsCfg *tls.Config // nil: a plaintext channel
+	if !plaintext {
+		cert, key := pki.ClientFiles(*pkiDir, *channel)
+		tlsCfg, err = front.ClientTLS(front.TLSFiles{Cert: cert, Key: key, CA: pki.CAFile(*pkiDir)}, *server)
+		if err != nil {
+			return fail(stderr, fmt.Errorf("%w (has 'junction up' created %s?)", err, *pkiDir))
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -197,5 +203,8 @@ func outcome(resp *codec.Message) string {
 }
 
 func tlsVersion(cs tls.ConnectionState) string {
+	if !cs.HandshakeComplete {
+		return "plaintext"
+	}
 	return tls.VersionName(cs.Version)
 }

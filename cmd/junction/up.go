@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -55,7 +56,19 @@ requests in flight are answered, the ledgers committed and closed.
 	}
 	node.Summary(stdout)
 
-	// SIGHUP reloads the certificate files (they are also watched).
+	return serveUntilSignal(node, log, *drain, stderr)
+}
+
+// server is a running process's node: junction up's or junction ledger's.
+type server interface {
+	ReloadTLS() error
+	Shutdown(context.Context) error
+}
+
+// serveUntilSignal keeps node running: SIGHUP reloads its certificate files
+// (they are also watched), SIGINT or SIGTERM drains it within drain. A
+// second SIGINT kills at once.
+func serveUntilSignal(node server, log *slog.Logger, drain time.Duration, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -70,8 +83,8 @@ requests in flight are answered, the ledgers committed and closed.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	<-ctx.Done()
 	stop() // a second Ctrl-C kills at once
-	log.Info("draining", "timeout", *drain)
-	sctx, cancel := context.WithTimeout(context.Background(), *drain)
+	log.Info("draining", "timeout", drain)
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	if err := node.Shutdown(sctx); err != nil {
 		return fail(stderr, err)
