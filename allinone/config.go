@@ -30,8 +30,14 @@ type Config struct {
 	Channels []Channel      `yaml:"channels"`
 	Regions  []Region       `yaml:"regions"`
 	Routes   []routing.Rule `yaml:"routes"`
-	Ledger   LedgerSettings `yaml:"ledger"`
-	Switch   SwitchSettings `yaml:"switch"`
+	// RoutesFile holds the routing rules instead of routes: a file of its
+	// own (see routing.File), reloaded on SIGHUP, on change and on POST
+	// /admin/routes/reload.
+	RoutesFile string         `yaml:"routes_file"`
+	Ledger     LedgerSettings `yaml:"ledger"`
+	Switch     SwitchSettings `yaml:"switch"`
+
+	path string // the file LoadConfig read, if any: routes reload from it
 }
 
 // DialectFile is a dialect an operator adds from a moov-io spec file (JSON
@@ -106,6 +112,9 @@ type LedgerSettings struct {
 // SwitchSettings tune the pipeline.
 type SwitchSettings struct {
 	Timeout time.Duration `yaml:"timeout"` // one destination exchange
+	// RoutesCheck is how often the routing rules' file is checked for
+	// changes (routes_file, or the configuration file holding routes).
+	RoutesCheck time.Duration `yaml:"routes_check"`
 }
 
 // DemoBIN is the BIN of the demo cards; the two digits after it are the
@@ -144,12 +153,12 @@ func DefaultConfig() Config {
 		},
 		Regions: []Region{{Name: "beijing"}, {Name: "shanghai"}},
 		Routes: []routing.Rule{{
-			Name: "demo-cards", BIN: DemoBIN, Luhn: true, MinLength: 16, MaxLength: 19,
+			Name: "demo-cards", BIN: routing.BINs{DemoBIN}, Luhn: true, MinLength: 16, MaxLength: 19,
 			Region:  &routing.RegionCode{Offset: 6, Length: 2},
 			Regions: map[string]string{"11": "beijing", "31": "shanghai"},
 		}},
 		Ledger: LedgerSettings{MaxBatch: 256},
-		Switch: SwitchSettings{Timeout: 10 * time.Second},
+		Switch: SwitchSettings{Timeout: 10 * time.Second, RoutesCheck: 10 * time.Second},
 	}
 }
 
@@ -186,6 +195,7 @@ func LoadConfig(path string) (Config, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file means all defaults
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
+	cfg.path = path
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("config %s:\n%w", path, err)
 	}
@@ -229,6 +239,7 @@ func (c Config) Validate() error {
 		"limits.handshake_timeout": l.HandshakeTimeout, "limits.idle_timeout": l.IdleTimeout,
 		"limits.frame_timeout": l.FrameTimeout, "limits.tls_reload": l.TLSReload,
 		"limits.write_timeout": l.WriteTimeout, "switch.timeout": c.Switch.Timeout,
+		"switch.routes_check": c.Switch.RoutesCheck,
 	} {
 		if d <= 0 {
 			bad(key, "%v must be positive", d)
@@ -281,13 +292,34 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateRemotes()...)
 	errs = append(errs, c.validateIdentities()...)
-	if len(c.Routes) == 0 {
-		bad("routes", "no route: every transaction would be declined")
-	}
-	if _, err := routing.NewTable(c.Routes, dests); err != nil {
+	if _, err := c.RoutingTable(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// Destinations are the names routing rules may use: the regions.
+func (c Config) Destinations() map[string]bool {
+	dests := map[string]bool{}
+	for _, r := range c.Regions {
+		dests[r.Name] = true
+	}
+	return dests
+}
+
+// RoutingTable reads and checks the routing rules: routes_file when it is
+// set, routes otherwise.
+func (c Config) RoutingTable() (*routing.Table, error) {
+	if c.RoutesFile != "" {
+		if len(c.Routes) > 0 {
+			return nil, errors.New("routes_file: give the rules in routes or in routes_file, not both")
+		}
+		return routing.LoadFile(c.RoutesFile, c.Destinations())
+	}
+	if len(c.Routes) == 0 {
+		return nil, errors.New("routes: no route: every transaction would be declined")
+	}
+	return routing.NewTable(c.Routes, c.Destinations())
 }
 
 func allDigits(s string) bool {

@@ -14,7 +14,6 @@ import (
 	"github.com/junction-switch/junction/front"
 	"github.com/junction-switch/junction/ledger"
 	"github.com/junction-switch/junction/pki"
-	"github.com/junction-switch/junction/routing"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -113,7 +112,7 @@ func StartLedger(cfg Config, region string, log *slog.Logger) (n *LedgerNode, er
 		return nil, fmt.Errorf("region %s: %w", region, err)
 	}
 	if cfg.Demo {
-		routes, err := routing.NewTable(cfg.Routes, nil)
+		routes, err := cfg.RoutingTable()
 		if err != nil {
 			return nil, err
 		}
@@ -193,7 +192,7 @@ func answer(req, resp *codec.Message, rc string) bool {
 // bound address.
 func (n *LedgerNode) ServeHTTP(addr string) (net.Addr, error) {
 	var err error
-	n.http, n.httpAddr, err = serveHTTP(addr, n.registry, &n.ready, n.log)
+	n.http, n.httpAddr, err = serveHTTP(addr, n.registry, &n.ready, n.log, nil)
 	return n.httpAddr, err
 }
 

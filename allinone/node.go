@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,7 +17,6 @@ import (
 	"github.com/junction-switch/junction/front"
 	"github.com/junction-switch/junction/ledger"
 	"github.com/junction-switch/junction/pki"
-	"github.com/junction-switch/junction/routing"
 	switching "github.com/junction-switch/junction/switch"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -41,6 +41,10 @@ type Node struct {
 	created  []string // PKI files created at start
 
 	ready atomic.Bool
+	sw    *switching.Switch
+
+	routesMu     sync.Mutex // one reload at a time
+	routesDigest [32]byte   // of the rules file content last judged
 
 	tls       map[front.TLSFiles]*front.TLSSource // one per distinct set of files, shared by listeners
 	stopWatch context.CancelFunc                  // stops the certificate file watchers
@@ -109,7 +113,7 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 		dests[r.Name] = ledger.NewHost(s)
 	}
 
-	routes, err := routing.NewTable(cfg.Routes, nil)
+	routes, err := cfg.RoutingTable()
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +136,7 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 			return nil, err
 		}
 	}
-	sw, err := switching.New(switching.Options{
+	n.sw, err = switching.New(switching.Options{
 		Routes: routes, Destinations: dests, Logger: log, Registerer: n.registry, Timeout: cfg.Switch.Timeout,
 		Inbound: inbound,
 	})
@@ -140,9 +144,10 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 		return nil, err
 	}
 
-	n.front = front.NewServer(front.Options{Handler: sw, Logger: log, Registerer: n.registry})
+	n.front = front.NewServer(front.Options{Handler: n.sw, Logger: log, Registerer: n.registry})
 	var watch context.Context
 	watch, n.stopWatch = context.WithCancel(context.Background())
+	go n.watchRoutes(watch)
 	for _, ch := range cfg.Channels {
 		wire := n.wires[ch.Name]
 		fc := front.Channel{
@@ -184,15 +189,28 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 }
 
 func (n *Node) serveHTTP() (err error) {
-	n.http, n.httpAddr, err = serveHTTP(n.cfg.HTTP, n.registry, &n.ready, n.log)
+	n.http, n.httpAddr, err = serveHTTP(n.cfg.HTTP, n.registry, &n.ready, n.log, func(mux *http.ServeMux) {
+		// The HTTP port is loopback in the default configuration: an
+		// operator's, not a channel's.
+		mux.HandleFunc("POST /admin/routes/reload", func(w http.ResponseWriter, _ *http.Request) {
+			if err := n.ReloadRoutes(); err != nil {
+				http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+				return
+			}
+			fmt.Fprintf(w, "routing rules reloaded: %d rules\n", len(n.sw.Routes().Rules()))
+		})
+	})
 	return err
 }
 
-// serveHTTP serves /metrics from registry, /healthz, and /readyz (200 while
-// ready, 503 otherwise) on addr, and returns the server and its bound
-// address.
-func serveHTTP(addr string, registry *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (*http.Server, net.Addr, error) {
+// serveHTTP serves /metrics from registry, /healthz, /readyz (200 while
+// ready, 503 otherwise) and what more adds on addr, and returns the server
+// and its bound address.
+func serveHTTP(addr string, registry *prometheus.Registry, ready *atomic.Bool, log *slog.Logger, more func(*http.ServeMux)) (*http.Server, net.Addr, error) {
 	mux := http.NewServeMux()
+	if more != nil {
+		more(mux)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")

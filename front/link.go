@@ -45,6 +45,10 @@ var (
 	// ErrBadReply means an answer matched the request but did not decode as
 	// a message of the endpoint's dialect; the error names the field.
 	ErrBadReply = errors.New("front: answer does not decode")
+	// ErrNotSent is wrapped, beside ErrUnavailable, when the request never
+	// left: the host cannot have acted on it, so the caller may send it
+	// elsewhere (an alternate route) without a reversal.
+	ErrNotSent = errors.New("front: request not sent")
 )
 
 // Health is how much of a link works.
@@ -401,18 +405,18 @@ func (l *Link) roundTrip(ctx context.Context, c *linkConn, w *waiter) error {
 	switch {
 	case user && l.closing:
 		l.mu.Unlock()
-		return fmt.Errorf("%w: %s is closed", ErrUnavailable, l.o.Name)
+		return fmt.Errorf("%w (%w): %s is closed", ErrUnavailable, ErrNotSent, l.o.Name)
 	case user:
 		if c = l.pick(); c == nil {
 			l.mu.Unlock()
 			if l.Health() == Down {
-				return fmt.Errorf("%w: %s is down", ErrUnavailable, l.o.Name)
+				return fmt.Errorf("%w (%w): %s is down", ErrUnavailable, ErrNotSent, l.o.Name)
 			}
-			return fmt.Errorf("%w: every connection to %s has %d requests in flight", ErrUnavailable, l.o.Name, l.o.MaxInFlight)
+			return fmt.Errorf("%w (%w): every connection to %s has %d requests in flight", ErrUnavailable, ErrNotSent, l.o.Name, l.o.MaxInFlight)
 		}
 	case c.dead:
 		l.mu.Unlock()
-		return fmt.Errorf("%w: connection to %s lost", ErrUnavailable, l.o.Name)
+		return fmt.Errorf("%w (%w): connection to %s lost", ErrUnavailable, ErrNotSent, l.o.Name)
 	default:
 		c.inflight.Add(1)
 	}
@@ -444,7 +448,7 @@ func (l *Link) roundTrip(ctx context.Context, c *linkConn, w *waiter) error {
 		// Only waiters abandoned unwritten fill the queue: the writer is
 		// stuck on a peer that does not read.
 		l.abandon(w, nil)
-		return fmt.Errorf("%w: %s is not reading", ErrUnavailable, l.o.Name)
+		return fmt.Errorf("%w (%w): %s is not reading", ErrUnavailable, ErrNotSent, l.o.Name)
 	}
 	w.timer.Reset(l.o.Timeout)
 	defer w.timer.Stop()

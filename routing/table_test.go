@@ -1,6 +1,9 @@
 package routing
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -8,10 +11,10 @@ import (
 func demoTable(t testing.TB) *Table {
 	t.Helper()
 	tbl, err := NewTable([]Rule{
-		{Name: "demo-cards", BIN: "629990", Luhn: true, MinLength: 16, MaxLength: 19,
+		{Name: "demo-cards", BIN: BINs{"629990"}, Luhn: true, MinLength: 16, MaxLength: 19,
 			Region: &RegionCode{Offset: 6, Length: 2}, Regions: map[string]string{"11": "beijing", "31": "shanghai"}},
-		{Name: "corporate", BIN: "62999099", Luhn: true, Destination: "shanghai"},
-		{Name: "partner-bank", BIN: "4", Destination: "bank-host"},
+		{Name: "corporate", BIN: BINs{"62999099"}, Luhn: true, Destination: "shanghai"},
+		{Name: "partner-bank", BIN: BINs{"4"}, Destination: "bank-host"},
 	}, map[string]bool{"beijing": true, "shanghai": true, "bank-host": true})
 	if err != nil {
 		t.Fatal(err)
@@ -21,53 +24,43 @@ func demoTable(t testing.TB) *Table {
 
 func pan(payload string) string { return payload + string(LuhnDigit(payload)) }
 
-func TestRoute(t *testing.T) {
-	tbl := demoTable(t)
-	cases := []struct {
-		name, pan, rule, dest, decline string
-	}{
-		{"the region code picks the beijing shard", pan("629990110000001"), "demo-cards", "beijing", ""},
-		{"the region code picks the shanghai shard", pan("629990310000001"), "demo-cards", "shanghai", ""},
-		{"the longest BIN wins over a shorter one", pan("629990990000001"), "corporate", "shanghai", ""},
-		{"an unknown region code is an invalid card", pan("629990550000001"), "demo-cards", "", InvalidCard},
-		{"a bad check digit is an invalid card", "6299901100000011", "demo-cards", "", InvalidCard},
-		{"a PAN shorter than the rule allows is an invalid card", pan("62999011000"), "demo-cards", "", InvalidCard},
-		{"a rule without a Luhn check takes any digits", "4000000000000001", "partner-bank", "bank-host", ""},
-		{"a BIN no rule covers has no issuer", pan("510000000000000"), "", "", NoSuchIssuer},
-		{"non-digits are an invalid card", "62999011000000A8", "demo-cards", "", InvalidCard},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			d := tbl.Route([]byte(c.pan))
-			if d.Rule != c.rule || d.Destination != c.dest || d.Decline != c.decline {
-				t.Fatalf("Route(%s) = %+v, want rule %q dest %q decline %q", c.pan, d, c.rule, c.dest, c.decline)
-			}
-		})
-	}
-}
-
-func TestNewTableReportsEveryProblem(t *testing.T) {
+func TestNewTableChecksDestinations(t *testing.T) {
 	_, err := NewTable([]Rule{
-		{Name: "a", BIN: "62x", Destination: "beijing"},
-		{Name: "a", BIN: "629990", Region: &RegionCode{Offset: 17, Length: 2}, Regions: map[string]string{"1": "nowhere"}},
-		{Name: "c", BIN: "629990"},
-		{Name: "d", BIN: "5", Destination: "x", Region: &RegionCode{Offset: 1, Length: 1}, Regions: map[string]string{"1": "beijing"}},
+		{Name: "a", BIN: BINs{"629990"}, Region: &RegionCode{Offset: 6, Length: 2}, Regions: map[string]string{"11": "nowhere"}},
+		{Name: "b", BIN: BINs{"4"}, Destination: "beijing", Alternates: []string{"stand-in"}},
 	}, map[string]bool{"beijing": true})
 	if err == nil {
 		t.Fatal("accepted")
 	}
 	for _, want := range []string{
-		`rule 1 (a): bin "62x" must be 1 to 11 digits`,
-		"rule 2 (a): name is also used by rule 1",
-		"rule 2 (a): region code at offset 17",
-		`rule 2 (a): region code "1" must be 2 digits`,
-		`rule 2 (a): region 1 routes to unknown destination "nowhere"`,
-		"rule 3 (c): bin 629990 is also routed by rule 2",
-		"rule 3 (c): needs a destination",
-		"rule 4 (d): has both a destination and a region split",
+		`rule 1 (a): regions[11]: unknown destination "nowhere"`,
+		`rule 2 (b): alternates: unknown destination "stand-in"`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// TestRangePrefixes checks the range cover on random ranges: every number
+// inside is covered by exactly one prefix, none outside is covered.
+func TestRangePrefixes(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 300 {
+		a, b := r.IntN(10000), r.IntN(10000)
+		lo, hi := min(a, b), max(a, b)
+		ps := rangePrefixes(fmt.Sprintf("%04d", lo), fmt.Sprintf("%04d", hi))
+		for n := 0; n < 10000; n++ {
+			s := fmt.Sprintf("%04d", n)
+			covers := 0
+			for _, p := range ps {
+				if strings.HasPrefix(s, p) {
+					covers++
+				}
+			}
+			if inside := n >= lo && n <= hi; inside && covers != 1 || !inside && covers != 0 {
+				t.Fatalf("%04d-%04d → %v: %s covered %d times", lo, hi, ps, s, covers)
+			}
 		}
 	}
 }
@@ -85,11 +78,60 @@ func TestLuhn(t *testing.T) {
 	}
 }
 
-func TestRouteDoesNotAllocate(t *testing.T) {
-	tbl := demoTable(t)
-	p := []byte(pan("629990310000001"))
-	if n := testing.AllocsPerRun(1000, func() { _ = tbl.Route(p) }); n != 0 {
-		t.Fatalf("Route allocates %.1f times", n)
+func TestDecideDoesNotAllocate(t *testing.T) {
+	tbl := bigTable(t, 10000)
+	in := bigInput()
+	if n := testing.AllocsPerRun(1000, func() { _ = tbl.Decide(&in) }); n != 0 {
+		t.Fatalf("Decide allocates %.1f times", n)
+	}
+	if d := tbl.Decide(&in); d.Destination == "" {
+		t.Fatalf("the benchmark's request is not routed: %+v", d)
+	}
+}
+
+// bigTable is n BIN ranges of 8 digits over 4 destinations, each range
+// with a channel condition, behind a few broad rules: a table the size of a
+// national switch's.
+func bigTable(t testing.TB, n int) *Table {
+	t.Helper()
+	dests := []string{"beijing", "shanghai", "guangzhou", "bank-host"}
+	rules := make([]Rule, 0, n+2)
+	r := rand.New(rand.NewPCG(7, 7))
+	for i := range n {
+		lo := 40000000 + i*5000 + r.IntN(1000)
+		hi := lo + 100 + r.IntN(3000)
+		rules = append(rules, Rule{
+			Name: "range-" + strconv.Itoa(i), BIN: BINs{fmt.Sprintf("%08d-%08d", lo, hi)},
+			Channels: []string{"pos", "web"}, MTI: []string{"02xx", "04xx"}, Luhn: true,
+			Destination: dests[i%len(dests)], Alternates: []string{dests[(i+1)%len(dests)]},
+		})
+	}
+	rules = append(rules,
+		Rule{Name: "visa-fallback", BIN: BINs{"4"}, Destination: "bank-host"},
+		Rule{Name: "no-issuer", Decline: "15"})
+	tbl, err := NewTable(rules, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tbl
+}
+
+func bigInput() Input {
+	return Input{
+		Channel: "web", MTI: [4]byte{'0', '2', '0', '0'}, PCode: []byte("000000"),
+		PAN: []byte(pan("420001055000000")), Amount: 1234, HasAmount: true, Currency: 156,
+	}
+}
+
+// BenchmarkDecide is one routing decision on a table of 10 000 BIN ranges.
+//
+//	go test -run '^$' -bench Decide -benchmem ./routing
+func BenchmarkDecide(b *testing.B) {
+	tbl := bigTable(b, 10000)
+	in := bigInput()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = tbl.Decide(&in)
 	}
 }
 

@@ -11,8 +11,9 @@ import (
 // by channel. Label children are cached by a fixed-size key, so a request
 // costs a map lookup, not label hashing and string building.
 type metrics struct {
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	decisions *prometheus.CounterVec
 
 	counters  sync.Map // counterKey → prometheus.Counter
 	observers sync.Map // channel string → prometheus.Observer
@@ -36,9 +37,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			// 50 µs to about 3 s.
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
 		}, []string{"channel"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "junction", Subsystem: "routing", Name: "decisions_total",
+			Help: "Routing decisions by the rule that decided (rule=\"\" when none matched and the request was declined 15).",
+		}, []string{"rule"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency)
+		reg.MustRegister(m.requests, m.latency, m.decisions)
 	}
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/junction-switch/junction/codec"
@@ -43,7 +44,7 @@ type Options struct {
 
 // Switch is the request pipeline. It implements front.Handler.
 type Switch struct {
-	routes  *routing.Table
+	routes  atomic.Pointer[routeSet]
 	dests   map[string]Destination
 	inbound map[string]*codec.Map
 	log     *slog.Logger
@@ -64,23 +65,6 @@ var _ front.Handler = (*Switch)(nil)
 // New checks that every destination the routes name exists and returns the
 // switch.
 func New(o Options) (*Switch, error) {
-	if o.Routes == nil {
-		return nil, errors.New("switch: no routing table")
-	}
-	for _, r := range o.Routes.Rules() {
-		names := []string{r.Destination}
-		if r.Region != nil {
-			names = names[:0]
-			for _, d := range r.Regions {
-				names = append(names, d)
-			}
-		}
-		for _, n := range names {
-			if o.Destinations[n] == nil {
-				return nil, fmt.Errorf("switch: rule %s routes to %q, which is not a destination", r.Name, n)
-			}
-		}
-	}
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
@@ -88,11 +72,53 @@ func New(o Options) (*Switch, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
-	return &Switch{
-		routes: o.Routes, dests: o.Destinations, inbound: o.Inbound, log: log, timeout: o.Timeout,
+	s := &Switch{
+		dests: o.Destinations, inbound: o.Inbound, log: log, timeout: o.Timeout,
 		metrics: newMetrics(o.Registerer), scratch: sync.Pool{New: func() any { return new(converted) }},
-	}, nil
+	}
+	if err := s.SetRoutes(o.Routes); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
+
+// routeSet is a routing table with the decision counter of each of its
+// rules, resolved once, so that counting a decision costs an increment.
+type routeSet struct {
+	table    *routing.Table
+	counters []prometheus.Counter // by Decision.Index
+	none     prometheus.Counter   // no rule matched
+}
+
+// SetRoutes swaps the routing table in: requests from now on are routed by
+// t, requests already routed carry on. A table that names a destination
+// the switch does not have is refused, and the table in use stays.
+func (s *Switch) SetRoutes(t *routing.Table) error {
+	if t == nil {
+		return errors.New("switch: no routing table")
+	}
+	rules := t.Rules()
+	for _, r := range rules {
+		names := append([]string{r.Destination}, r.Alternates...)
+		for _, d := range r.Regions {
+			names = append(names, d)
+		}
+		for _, n := range names {
+			if n != "" && s.dests[n] == nil {
+				return fmt.Errorf("switch: rule %s routes to %q, which is not a destination", r.Name, n)
+			}
+		}
+	}
+	rs := &routeSet{table: t, counters: make([]prometheus.Counter, len(rules)), none: s.metrics.decisions.WithLabelValues("")}
+	for i, r := range rules {
+		rs.counters[i] = s.metrics.decisions.WithLabelValues(r.Name)
+	}
+	s.routes.Store(rs)
+	return nil
+}
+
+// Routes is the routing table in use.
+func (s *Switch) Routes() *routing.Table { return s.routes.Load().table }
 
 // Serve answers one decoded request from a channel.
 func (s *Switch) Serve(ctx context.Context, p *front.Peer, req, resp *codec.Message) bool {
@@ -186,7 +212,7 @@ func (s *Switch) dispatch(ctx context.Context, p *front.Peer, mti [4]byte, req, 
 		// reversals, advices of other classes and the rest are not yet.
 		return "", codec.RCInvalidTransaction
 	}
-	if !req.Has(2) || !req.Has(3) || !req.Has(7) || !req.Has(11) || !req.Has(41) {
+	if !req.Has(2) && !req.Has(102) || !req.Has(3) || !req.Has(7) || !req.Has(11) || !req.Has(41) {
 		return "", codec.RCFormatError
 	}
 	if !req.Has(32) && p.Institution != "" {
@@ -196,7 +222,21 @@ func (s *Switch) dispatch(ctx context.Context, p *front.Peer, mti [4]byte, req, 
 			return "", codec.RCSystemError
 		}
 	}
-	decision := s.routes.Route(req.Get(2))
+	in := routing.Input{
+		Channel: p.Channel, Identity: p.Identity, MTI: mti,
+		PCode: req.Get(3), PAN: req.Get(2), Account: req.Get(102),
+	}
+	in.Amount, in.HasAmount = digitsValue(req.Get(4))
+	if c, ok := digitsValue(req.Get(49)); ok {
+		in.Currency = uint16(c)
+	}
+	routes := s.routes.Load()
+	decision := routes.table.Decide(&in)
+	if decision.Index >= 0 {
+		routes.counters[decision.Index].Inc()
+	} else {
+		routes.none.Inc()
+	}
 	if decision.Decline != "" {
 		return "", decision.Decline
 	}
@@ -224,6 +264,22 @@ func (s *Switch) dispatch(ctx context.Context, p *front.Peer, mti [4]byte, req, 
 		return decision.Destination, codec.RCSystemError
 	}
 	return decision.Destination, ""
+}
+
+// digitsValue reads a numeric field of at most 18 digits; false when it is
+// absent or not all digits.
+func digitsValue(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // Reject answers a request the edge refuses: 30 (format error) for one that

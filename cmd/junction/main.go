@@ -19,6 +19,8 @@ commands:
   up              run the all-in-one switch: channels, switch, regional ledger shards, HTTP
   ledger          run one regional ledger shard as its own process, behind the switch's links
   send            send one transaction to a channel over mutual TLS and print the answer
+  route explain   route one request through the rules and say why each rule did or did not decide
+  route check     validate a routing rules file
   pki init        create the dev CA, server and channel client certificates
   codec describe  decode an ISO 8583 message (hex or raw) into a masked dump
   version         print the version
@@ -46,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return ledgerCmd(rest, stdout, stderr)
 	case "send":
 		return send(rest, stdout, stderr)
+	case "route":
+		return routeCmd(rest, stdout, stderr)
 	case "pki":
 		return pkiCmd(rest, stdout, stderr)
 	case "codec":

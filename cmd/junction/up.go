@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -66,7 +67,7 @@ type server interface {
 }
 
 // serveUntilSignal keeps node running: SIGHUP reloads its certificate files
-// (they are also watched), SIGINT or SIGTERM drains it within drain. A
+// and, for junction up, its routing rules (both are also watched), SIGINT or SIGTERM drains it within drain. A
 // second SIGINT kills at once.
 func serveUntilSignal(node server, log *slog.Logger, drain time.Duration, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
@@ -77,6 +78,12 @@ func serveUntilSignal(node server, log *slog.Logger, drain time.Duration, stderr
 			log.Info("SIGHUP: reloading certificates")
 			if err := node.ReloadTLS(); err != nil {
 				log.Error("certificate reload failed; the certificates in use stay", "err", err)
+			}
+			if r, ok := node.(interface{ ReloadRoutes() error }); ok {
+				log.Info("SIGHUP: reloading routing rules")
+				if err := r.ReloadRoutes(); errors.Is(err, allinone.ErrNoRoutesFile) {
+					log.Info("routing rules come from the built-in configuration: nothing to reload")
+				} // ReloadRoutes logs the rest
 			}
 		}
 	}()
