@@ -20,9 +20,11 @@ const (
 	RCInvalidAmount      = "13"
 	RCInvalidCard        = "14"
 	RCNoSuchIssuer       = "15"
+	RCNoOriginal         = "25" // unable to locate the original of a reversal
 	RCFormatError        = "30"
 	RCInsufficientFunds  = "51"
 	RCRestrictedCard     = "62"
+	RCTooLate            = "68" // response received too late: a timeout, or an original after its reversal
 	RCIssuerUnavailable  = "91"
 	RCNoRoute            = "92"
 	RCDuplicate          = "94"
@@ -42,12 +44,16 @@ func ResponseText(rc string) string {
 		return "invalid card number"
 	case RCNoSuchIssuer:
 		return "no such issuer"
+	case RCNoOriginal:
+		return "unable to locate original transaction"
 	case RCFormatError:
 		return "format error"
 	case RCInsufficientFunds:
 		return "insufficient funds"
 	case RCRestrictedCard:
 		return "restricted card"
+	case RCTooLate:
+		return "response received too late"
 	case RCIssuerUnavailable:
 		return "issuer or switch inoperative"
 	case RCNoRoute:

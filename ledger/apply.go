@@ -33,7 +33,7 @@ func newState() *state {
 // command is one unit of work for the writer: a channel request or an admin operation.
 type command struct {
 	op     Op
-	req    Request     // OpPurchase, OpBalance, OpDeposit
+	req    Request     // OpPurchase, OpBalance, OpDeposit, OpReversal
 	spec   AccountSpec // opOpenAccount
 	acct   uint64      // opSetStatus
 	status Status      // opSetStatus
@@ -148,7 +148,7 @@ func (b *batch) txRecord(id *TxID) (txRecord, bool) {
 // apply runs one command against the overlay.
 func (b *batch) apply(c *command) outcome {
 	switch c.op {
-	case OpPurchase, OpDeposit:
+	case OpPurchase, OpDeposit, OpReversal:
 		return outcome{res: b.transfer(&c.req)}
 	case OpBalance:
 		return outcome{res: b.balance(&c.req)}
@@ -171,29 +171,49 @@ func malformed(r *Request) (Code, bool) {
 		return InvalidTransaction, true
 	case len(r.PAN) > maxPAN:
 		return UnknownCard, true
+	case r.Op != OpReversal:
+	case r.Original.IsZero() || r.Original == r.ID:
+		return InvalidTransaction, true // no original, or a reversal of itself
+	case r.Amount <= 0 || r.Actual < 0 || r.Actual > r.Amount:
+		return InvalidAmount, true // the purchase cannot have ended below 0 or above its amount
 	}
 	return "", false
 }
 
 // digest identifies the content of a mutating request for idempotency: op, PAN, amount and
-// currency. Annotations (terminal, merchant) are not part of it. PAN length ≤ maxPAN (malformed
-// checks it first), so the buffer stays on the stack.
+// currency, and for a reversal the original's TxID and the actual amount. Annotations (terminal,
+// merchant) are not part of it. PAN length ≤ maxPAN (malformed checks it first), so the buffer
+// stays on the stack.
 func digest(r *Request) [32]byte {
-	var buf [1 + 1 + maxPAN + 8 + 2]byte
+	var buf [1 + 1 + maxPAN + 8 + 2 + len(r.Original) + 8]byte
 	p := append(buf[:0], byte(r.Op), byte(len(r.PAN)))
 	p = append(p, r.PAN...)
 	p = binary.BigEndian.AppendUint64(p, uint64(r.Amount))
 	p = binary.BigEndian.AppendUint16(p, r.Currency)
+	if r.Op == OpReversal {
+		// Only reversals append these, so that the digests of purchases and deposits stay what
+		// they were before reversals existed, and stored records still match retransmissions.
+		p = append(p, r.Original[:]...)
+		p = binary.BigEndian.AppendUint64(p, uint64(r.Actual))
+	}
 	return sha256.Sum256(p)
 }
 
-// transfer handles the idempotent booking operations: purchase and deposit.
+// transfer handles the idempotent booking operations: purchase, deposit and reversal.
 func (b *batch) transfer(r *Request) Result {
 	if code, bad := malformed(r); bad {
 		return Result{Code: code}
 	}
 	d := digest(r)
 	if rec, ok := b.txRecord(&r.ID); ok {
+		if rec.kind == txTombstone && rec.digest == ([32]byte{}) {
+			// The original of an earlier reversal, arriving after all: it gets the tombstone's
+			// TooLate and claims it, so that its retransmissions replay that answer and other
+			// content under the TxID gets 94, as for any first outcome.
+			rec.digest = d
+			b.putTx(&r.ID, rec)
+			return rec.result()
+		}
 		if rec.digest != d {
 			return Result{Code: DuplicateDifferent} // the record stays as it was
 		}
@@ -201,16 +221,29 @@ func (b *batch) transfer(r *Request) Result {
 		res.Replayed = true
 		return res
 	}
-	res := b.book(r)
-	rec := txRecord{digest: d, code: res.Code, seq: res.Seq, currency: res.Currency,
-		ledger: res.Ledger, available: res.Available}
-	b.txs[r.ID] = rec
-	b.newTxs = append(b.newTxs, r.ID)
+	rec := txRecord{digest: d, kind: txKindOf(r.Op)}
+	var res Result
+	if r.Op == OpReversal {
+		res = b.reverse(r, &rec)
+	} else {
+		res = b.book(r, &rec)
+	}
+	rec.code, rec.seq, rec.currency, rec.ledger, rec.available = res.Code, res.Seq, res.Currency, res.Ledger, res.Available
+	b.putTx(&r.ID, rec)
 	return res
 }
 
-// book decides a purchase or deposit and, when approved, posts it.
-func (b *batch) book(r *Request) Result {
+// putTx sets the record of id in the overlay; the writer stores every record put in a batch.
+func (b *batch) putTx(id *TxID, rec txRecord) {
+	if _, ok := b.txs[*id]; !ok {
+		b.newTxs = append(b.newTxs, *id)
+	}
+	b.txs[*id] = rec
+}
+
+// book decides a purchase or deposit and, when approved, posts it and notes the card and amount
+// in rec.
+func (b *batch) book(r *Request, rec *txRecord) Result {
 	cardID, ok := b.cardID(r.PAN)
 	if !ok {
 		return Result{Code: UnknownCard}
@@ -271,13 +304,108 @@ func (b *batch) book(r *Request) Result {
 		Terminal: r.Terminal,
 		Merchant: r.Merchant,
 	})
-	card = b.account(cardID)
+	rec.account, rec.amount = cardID, r.Amount
+	return b.approved(res, cardID)
+}
+
+// approved completes the result of a booking that was just journalled as b.seq.
+func (b *batch) approved(res Result, cardID uint64) Result {
+	card := b.account(cardID)
 	res.Code = Approved
 	res.Seq = b.seq
 	res.Ledger = card.Balance()
 	res.Available = res.Ledger
 	res.AuthCode = authCode(b.seq)
 	return res
+}
+
+// reverse decides a reversal and books what is left to undo of its original: the original's
+// amount less Actual, less what earlier reversals of it undid. The original's record keeps that
+// running total, so however many reversals name it (an 0400, then an 0420 advice, then its 0421
+// repeats), together they never undo more than it booked.
+func (b *batch) reverse(r *Request, rec *txRecord) Result {
+	var res Result
+	cardID, bound := b.cardID(r.PAN)
+	closed := false
+	if bound {
+		card := b.account(cardID)
+		if card == nil {
+			panic(fmt.Sprintf("ledger: card index points to account %d, which was not loaded", cardID))
+		}
+		closed = card.Status == Closed
+		if !closed {
+			res = Result{Currency: card.Currency, Ledger: card.Balance(), Available: card.Balance()}
+		}
+	}
+
+	orig, found := b.txRecord(&r.Original)
+	switch {
+	case !found:
+		// The original never arrived, or is still on its way: the switch timed out on it and
+		// reversed it. The tombstone, in the same commit as this answer, makes sure it never
+		// books if it comes after all.
+		b.putTx(&r.Original, txRecord{kind: txTombstone, code: TooLate})
+		res.Code = OriginalNotFound
+		return res
+	case orig.kind == txTombstone:
+		res.Code = OriginalNotFound // still not booked, and never will be
+		return res
+	case orig.code != Approved:
+		res.Code = Approved // declined: nothing to undo
+		return res
+	case orig.kind == txUnknown:
+		panic("ledger: an approved v1 tx record reached apply without its journal details")
+	case orig.kind != txPurchase:
+		res.Code = InvalidTransaction // only purchases are reversed
+		return res
+	case !bound || cardID != orig.account:
+		res.Code = OriginalNotFound // the original was booked on another card
+		return res
+	case closed:
+		res.Code = UnknownCard // the card was closed since
+		return res
+	case r.Currency != orig.currency || r.Amount != orig.amount:
+		res.Code = InvalidAmount
+		return res
+	}
+
+	// A blocked card still gets its money back: a reversal is not the holder spending.
+	target := orig.amount - r.Actual
+	if orig.reversed >= target {
+		res.Code = Approved // already undone this far
+		return res
+	}
+	amount := target - orig.reversed
+	debit, credit := b.account(SettlementPayableID), b.account(cardID)
+	if debit.Currency != credit.Currency {
+		res.Code = InvalidTransaction
+		return res
+	}
+	if debit.DebitsPosted > math.MaxInt64-amount || credit.CreditsPosted > math.MaxInt64-amount {
+		res.Code = InvalidAmount // would overflow a posted total
+		return res
+	}
+
+	b.seq++
+	b.mutable(SettlementPayableID).DebitsPosted += amount
+	b.mutable(cardID).CreditsPosted += amount
+	b.journal = append(b.journal, Transfer{
+		Seq:      b.seq,
+		TxID:     r.ID,
+		Kind:     KindReversal,
+		Debit:    SettlementPayableID,
+		Credit:   cardID,
+		Amount:   amount,
+		Currency: r.Currency,
+		Time:     b.now,
+		Terminal: r.Terminal,
+		Merchant: r.Merchant,
+		Original: orig.seq,
+	})
+	orig.reversed = target
+	b.putTx(&r.Original, orig)
+	rec.account, rec.amount = cardID, amount
+	return b.approved(res, cardID)
 }
 
 // balance answers an inquiry. It books and records nothing.
@@ -361,10 +489,11 @@ func (b *batch) setStatus(id uint64, st Status) error {
 	return nil
 }
 
-// check verifies the invariants the batch must keep, over the accounts it touched: per currency,
-// the debits it added equal the credits it added, and no no-overdraft account is overdrawn. It
-// costs a few operations per touched account and runs before every commit; a failure means a bug
-// in apply, and the batch is not committed.
+// check verifies the invariants the batch must keep, over what it touched: per currency, the
+// debits it added equal the credits it added, no no-overdraft account is overdrawn, and no
+// purchase is reversed by more than its amount. It costs a few operations per touched account
+// and record and runs before every commit; a failure means a bug in apply, and the batch is not
+// committed.
 func (b *batch) check() error {
 	type delta struct {
 		currency        uint16
@@ -403,6 +532,18 @@ func (b *batch) check() error {
 	}
 	if want := b.st.seq + uint64(len(b.journal)); b.seq != want {
 		return fmt.Errorf("ledger: invariant: seq %d after %d entries from %d", b.seq, len(b.journal), b.st.seq)
+	}
+	// What the records would not decode from: a reversal without its original, a purchase
+	// reversed by more than it booked.
+	for i := range b.journal {
+		if e := &b.journal[i]; (e.Kind == KindReversal) != (e.Original != 0) {
+			return fmt.Errorf("ledger: invariant: entry %d is a %s with original %d", e.Seq, e.Kind, e.Original)
+		}
+	}
+	for _, id := range b.newTxs {
+		if r := b.txs[id]; r.reversed < 0 || r.reversed > r.amount {
+			return fmt.Errorf("ledger: invariant: tx %x… reversed %d of %d", id[:4], r.reversed, r.amount)
+		}
 	}
 	return nil
 }

@@ -24,6 +24,11 @@ func depositCmd(id TxID, pan string, amount int64) *command {
 	return &command{op: OpDeposit, req: Request{Op: OpDeposit, ID: id, PAN: pan, Amount: amount, Currency: cny}}
 }
 
+func reversalCmd(id, orig TxID, pan string, amount, actual int64) *command {
+	return &command{op: OpReversal, req: Request{Op: OpReversal, ID: id, Original: orig, PAN: pan, Amount: amount,
+		Currency: cny, Actual: actual}}
+}
+
 func TestApply(t *testing.T) {
 	type step struct {
 		cmd  *command
@@ -58,6 +63,25 @@ func TestApply(t *testing.T) {
 			{purchaseCmd(txid("p", 1), pan1, 500), Result{Code: Approved, Seq: 2, Currency: cny, Ledger: 0, Available: 0, AuthCode: "000002"}},
 			{purchaseCmd(txid("p", 2), pan1, 1), Result{Code: InsufficientFunds, Currency: cny}},
 		}},
+		{"a purchase and its reversals in one batch undo it once", []step{
+			{open, Result{}},
+			{depositCmd(txid("d", 1), pan1, 500), Result{Code: Approved, Seq: 1, Currency: cny, Ledger: 500, Available: 500, AuthCode: "000001"}},
+			{purchaseCmd(txid("p", 1), pan1, 200), Result{Code: Approved, Seq: 2, Currency: cny, Ledger: 300, Available: 300, AuthCode: "000002"}},
+			{reversalCmd(txid("r", 1), txid("p", 1), pan1, 200, 50), Result{Code: Approved, Seq: 3, Currency: cny, Ledger: 450, Available: 450, AuthCode: "000003"}},
+			{reversalCmd(txid("r", 1), txid("p", 1), pan1, 200, 50), Result{Code: Approved, Replayed: true, Seq: 3, Currency: cny, Ledger: 450, Available: 450, AuthCode: "000003"}},
+			{reversalCmd(txid("r", 2), txid("p", 1), pan1, 200, 0), Result{Code: Approved, Seq: 4, Currency: cny, Ledger: 500, Available: 500, AuthCode: "000004"}},
+			{reversalCmd(txid("r", 3), txid("p", 1), pan1, 200, 0), Result{Code: Approved, Currency: cny, Ledger: 500, Available: 500}},
+			{purchaseCmd(txid("p", 1), pan1, 200), Result{Code: Approved, Replayed: true, Seq: 2, Currency: cny, Ledger: 300, Available: 300, AuthCode: "000002"}},
+		}},
+		{"a reversal before its purchase tombstones it within the batch", []step{
+			{open, Result{}},
+			{depositCmd(txid("d", 1), pan1, 500), Result{Code: Approved, Seq: 1, Currency: cny, Ledger: 500, Available: 500, AuthCode: "000001"}},
+			{reversalCmd(txid("r", 1), txid("p", 1), pan1, 200, 0), Result{Code: OriginalNotFound, Currency: cny, Ledger: 500, Available: 500}},
+			{purchaseCmd(txid("p", 1), pan1, 200), Result{Code: TooLate}},
+			{purchaseCmd(txid("p", 1), pan1, 200), Result{Code: TooLate, Replayed: true}},
+			{purchaseCmd(txid("p", 1), pan1, 201), Result{Code: DuplicateDifferent}},
+			{reversalCmd(txid("r", 2), txid("p", 1), pan1, 200, 0), Result{Code: OriginalNotFound, Currency: cny, Ledger: 500, Available: 500}},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := testState()
@@ -74,6 +98,9 @@ func TestApply(t *testing.T) {
 			}
 			if err := b.check(); err != nil {
 				t.Error(err)
+			}
+			if len(b.newTxs) != len(b.txs) {
+				t.Errorf("%d records to write for %d changed: one is written twice", len(b.newTxs), len(b.txs))
 			}
 			for _, e := range b.journal {
 				if e.Time != 42 {
@@ -177,13 +204,17 @@ func TestNewTxID(t *testing.T) {
 func TestHotPathAllocations(t *testing.T) {
 	mti, term, stan := []byte("020"), []byte("T0000001"), []byte("000123")
 	r := Request{Op: OpPurchase, ID: txid("a", 1), PAN: pan1, Amount: 5, Currency: cny, Terminal: "T0000001"}
+	rv := Request{Op: OpReversal, ID: txid("a", 2), Original: txid("a", 1), PAN: pan1, Amount: 5, Currency: cny, Actual: 2}
+	rec := sampleReversed
 	tr := Transfer{Seq: 9, Kind: KindPurchase, Terminal: "T0000001", Merchant: "M1"}
 	buf := make([]byte, 0, 512)
 	for name, fn := range map[string]func(){
-		"NewTxID":        func() { _ = NewTxID(mti, term, stan) },
-		"digest":         func() { _ = digest(&r) },
-		"appendTransfer": func() { _ = appendTransfer(buf[:0], &tr) },
-		"appendAccount":  func() { _ = appendAccount(buf[:0], &sampleAccount) },
+		"NewTxID":         func() { _ = NewTxID(mti, term, stan) },
+		"digest":          func() { _ = digest(&r) },
+		"reversal digest": func() { _ = digest(&rv) },
+		"appendTxRecord":  func() { _ = appendTxRecord(buf[:0], &rec) },
+		"appendTransfer":  func() { _ = appendTransfer(buf[:0], &tr) },
+		"appendAccount":   func() { _ = appendAccount(buf[:0], &sampleAccount) },
 	} {
 		if n := testing.AllocsPerRun(100, fn); n != 0 {
 			t.Errorf("%s allocates %v times per call, want 0", name, n)

@@ -15,14 +15,30 @@
 // Replayed set, and a different request under the same TxID gets 94. A request that failed with an
 // error (commit failure, closed shard, cancelled context) left no record, so retrying it is safe.
 //
-// It does not speak ISO 8583 bytes (the adapter beside it decodes messages into Requests), route,
-// replicate, merge shards into the head ledger, or run clearing. Holds, limits, refunds, reversals
-// and credit lines come later; the enums and record versions leave room for them.
+// # Reversals
+//
+// An OpReversal undoes an approved purchase, named by the purchase's TxID, fully or down to the
+// amount it ended at. It books a compensating transfer (debit settlement-payable, credit the card)
+// whose journal entry carries the purchase's Seq in Original, through the same batch and commit
+// as everything else. The purchase's idempotency record keeps the running total reversed, so
+// reversals of one purchase under different TxIDs (an 0400 and a later 0420) undo it at most
+// once between them, and their own retransmissions replay like any other request. A reversal of
+// a declined purchase, or of one already reversed that far, is approved and books nothing.
+//
+// A reversal whose purchase has no record at all is the switch's timeout race: it gave up on the
+// purchase and reversed it, and the purchase may still be on its way. The reversal is answered
+// 25, and in the same commit a tombstone is recorded under the purchase's TxID; should the
+// purchase arrive after all, it is declined with 68 (TooLate) and never booked.
+//
+// It does not route, replicate, merge shards into the head ledger, or run clearing. Holds,
+// limits, refunds and credit lines come later; the enums and record versions leave room for them.
 //
 // # How data enters and leaves
 //
-// In: Shard.Do for channel requests (purchase, balance inquiry, deposit) and the admin calls
-// OpenAccount and SetStatus, all through the writer's bounded queue. Out: a Result per request
+// In: Shard.Do for channel requests (purchase, balance inquiry, deposit, reversal) and the admin
+// calls OpenAccount and SetStatus, all through the writer's bounded queue. Host is the same shard
+// as an ISO 8583:1987 host: it maps 0100/0200 inquiries, 0200 purchases and 0400/0420 reversals
+// (with their repeats) onto Requests and Results back onto responses. Out: a Result per request
 // (an ISO 8583 response code, balances, approval code); Journal for the head ledger, which pages
 // through entries by sequence; Account, AccountByPAN, Accounts and Verify for operators. Reads go
 // to badger directly and see whole committed batches only.
@@ -43,11 +59,16 @@
 //	m/nextacct         next ordinary account id (from 1000; 1 and 2 are well-known)
 //	a/<id BE u64>      account record (the masked PAN only)
 //	card/<PAN>         account id of the card: the only place a full PAN is stored
-//	j/<seq BE u64>     journal entry, sequence 1, 2, 3, … without gaps
-//	t/<txid 32 bytes>  idempotency record: digest of the request content and its first outcome
+//	j/<seq BE u64>     journal entry, sequence 1, 2, 3, … without gaps; a reversal's names the
+//	                   purchase's seq
+//	t/<txid 32 bytes>  idempotency record: digest of the request content and its first outcome;
+//	                   since record v2 also its kind, card account, amount booked and, for a
+//	                   purchase, the amount reversed so far; or a tombstone left by a reversal
 //
 // Values are versioned binary records with a CRC-32C, each well under 256 bytes so they stay in
-// badger's LSM tree and WAL, far below its ValueThreshold.
+// badger's LSM tree and WAL, far below its ValueThreshold. Every version stays readable; record.go
+// lists them. A v1 idempotency record (written before reversals existed) is filled in from its
+// journal entry when loaded and written back as v2 when a reversal changes it.
 //
 // A full PAN never reaches a log line, an error string or a metric label: they use maskPAN.
 package ledger

@@ -26,6 +26,28 @@ func NewHost(s *Shard) *Host { return &Host{shard: s} }
 //
 // The idempotency key is TxIDOf(req): a retransmission gets the first
 // answer back and is never booked twice.
+//
+// What it takes, by MTI class and processing code (field 3):
+//
+//	0100, 0200              31xxxx  balance inquiry         OpBalance
+//	0200                    00xxxx  purchase                OpPurchase
+//	0400, 0401, 0420, 0421  00xxxx  reversal of a purchase  OpReversal
+//	0400, 0401, 0420, 0421  31xxxx  reversal of an inquiry  00 at once: it booked nothing
+//
+// Everything else is declined with 12. The response MTI is the request's
+// response (0410 for 0400 and 0401, 0430 for 0420 and 0421), and the host
+// speaks ISO 8583:1987: fields 90 and 95 carry their 1987 meanings.
+//
+// A reversal names its original by the original's TxIDOf, rebuilt from
+// field 90 (see originalTxID), and states in field 95 the amount the
+// purchase ended at (a partial reversal; absent, it is reversed fully). Its
+// answer: 00 when undone (38 carries the approval code when this reversal
+// booked something), or when there was nothing to undo (the original was
+// declined, or already reversed that far); 25 when the original is not
+// booked here, in which case the shard tombstones the original's TxID so
+// that it declines with 68 should it still arrive; 13 for amounts that do
+// not fit the original. 0400 and 0420 for one original have different
+// TxIDs but undo it once between them; 0421 is 0420's retransmission.
 func (h *Host) Exchange(ctx context.Context, req, resp *codec.Message) error {
 	if err := resp.InitResponse(req); err != nil {
 		return err
@@ -72,14 +94,18 @@ func request(m *codec.Message) (Request, Code) {
 	}
 	r := Request{PAN: string(m.Get(2))}
 	switch {
+	case mti[1] == codec.ClassReversal && bytes.HasPrefix(pcode, []byte(codec.TxBalance)):
+		return Request{}, Approved // an inquiry booked nothing: nothing to undo
+	case mti[1] == codec.ClassReversal && bytes.HasPrefix(pcode, []byte(codec.TxPurchase)):
+		r.Op = OpReversal
 	case bytes.HasPrefix(pcode, []byte(codec.TxBalance)) && (mti[1] == codec.ClassFinancial || mti[1] == codec.ClassAuthorization):
 		r.Op = OpBalance
 		return r, ""
 	case bytes.HasPrefix(pcode, []byte(codec.TxPurchase)) && mti[1] == codec.ClassFinancial && mti[2] == '0':
 		r.Op = OpPurchase
 	default:
-		// Pre-authorisation, refunds, reversals and the rest come with the
-		// holds and reversal work; until then they are declined, never guessed.
+		// Pre-authorisation, refunds and the rest come with the holds work;
+		// until then they are declined, never guessed.
 		return Request{}, InvalidTransaction
 	}
 	amount, ok := number(m.Get(4))
@@ -92,17 +118,81 @@ func request(m *codec.Message) (Request, Code) {
 	r.Terminal = string(m.Get(41))
 	r.Merchant = string(bytes.TrimRight(m.Get(42), " "))
 	r.ID = TxIDOf(m)
+	if r.Op == OpReversal {
+		var rc Code
+		if r.Original, rc = originalTxID(m); rc != "" {
+			return Request{}, rc
+		}
+		if v := m.Get(95); v != nil {
+			// Replacement amounts: the first 12 characters are the
+			// transaction amount the purchase ended at.
+			if len(v) < 12 {
+				return Request{}, Code(codec.RCFormatError)
+			}
+			if r.Actual, ok = number(v[:12]); !ok {
+				return Request{}, Code(codec.RCFormatError)
+			}
+		}
+	}
 	return r, ""
 }
 
 // TxIDOf is the idempotency key of the transaction m belongs to: the MTI's
 // version and class with the function digit of its request (so 0200, 0201
-// and their 0210 give the same key), the acquiring institution (32), the
-// terminal (41), the STAN (11) and the transmission time (7).
+// and their 0210 give the same key, and 0420, 0421 and 0430 another), the
+// acquiring institution (32), the terminal (41), the STAN (11) and the
+// transmission time (7).
 func TxIDOf(m *codec.Message) TxID {
 	mti, _ := m.MTI()
+	return txIDOf(mti, m.Get(32), m.Get(41), m.Get(11), m.Get(7))
+}
+
+func txIDOf(mti [4]byte, acquirer, terminal, stan, when []byte) TxID {
 	key := [3]byte{mti[0], mti[1], '0' + (mti[2]-'0')&^1}
-	return NewTxID(key[:], m.Get(32), m.Get(41), m.Get(11), m.Get(7))
+	return NewTxID(key[:], acquirer, terminal, stan, when)
+}
+
+// originalTxID is the TxIDOf of the request reversal m undoes. Field 90
+// (original data elements, n42: MTI n4, STAN n6, transmission date and time
+// n10, acquiring institution n11, forwarding institution n11) names it when
+// present. Without 90 the reversal repeats the original's 7, 11 and 32, and
+// the original was an 0200. The terminal (41) is the reversal's own either
+// way: 90 does not carry it, and a reversal comes from where its original
+// came from. An original that was neither an authorisation nor a financial
+// request cannot be reversed (12).
+func originalTxID(m *codec.Message) (TxID, Code) {
+	mti, _ := m.MTI()
+	f := m.Get(90)
+	if f == nil {
+		return txIDOf([4]byte{mti[0], codec.ClassFinancial, '0', '0'}, m.Get(32), m.Get(41), m.Get(11), m.Get(7)), ""
+	}
+	if len(f) != 42 {
+		return TxID{}, Code(codec.RCFormatError)
+	}
+	for _, c := range f {
+		if c < '0' || c > '9' {
+			return TxID{}, Code(codec.RCFormatError)
+		}
+	}
+	orig := [4]byte(f[0:4])
+	if orig[1] != codec.ClassAuthorization && orig[1] != codec.ClassFinancial {
+		return TxID{}, InvalidTransaction
+	}
+	return txIDOf(orig, acquirer(f[20:31], m.Get(32)), m.Get(41), f[4:10], f[10:20]), ""
+}
+
+// acquirer returns the original's field 32 given field 90's copy of it,
+// which is zero padded to 11 digits where 32 itself is variable length and
+// was sent without the padding. All zeros means "not given": the reversal's
+// own 32 stands in. When the padded value is the reversal's own 32 (the
+// usual case, one acquirer), that spelling is taken as it is, so an id that
+// itself begins with a zero still matches.
+func acquirer(padded, own []byte) []byte {
+	id := bytes.TrimLeft(padded, "0")
+	if len(id) == 0 || bytes.Equal(id, bytes.TrimLeft(own, "0")) {
+		return own
+	}
+	return id
 }
 
 // number parses an n field of at most 18 digits; false when absent.

@@ -26,12 +26,28 @@ type Code string
 
 // Response codes the shard produces.
 const (
+	// Approved: booked, or answered. A reversal is approved without booking when there is
+	// nothing (more) to undo: its original was declined, or is already reversed that far.
 	Approved           Code = "00"
-	InvalidTransaction Code = "12" // unsupported operation or malformed request
-	InvalidAmount      Code = "13" // amount ≤ 0, currency differs from the account's, or it would overflow
-	UnknownCard        Code = "14" // no account for the PAN, or the account is closed
-	InsufficientFunds  Code = "51"
-	RestrictedCard     Code = "62" // account blocked
+	InvalidTransaction Code = "12" // unsupported operation or malformed request; a reversal of a non-purchase
+	// InvalidAmount: amount ≤ 0, currency differs from the account's, or it would overflow; for a
+	// reversal also an actual amount (field 95) below 0 or above the original's, or a field 4 that
+	// is not the original's amount.
+	InvalidAmount Code = "13"
+	UnknownCard   Code = "14" // no account for the PAN, or the account is closed
+	// OriginalNotFound answers a reversal whose original was never booked here (or belongs to
+	// another card). When no record of the original's TxID exists at all, the reversal also
+	// leaves a tombstone under it, so that the original, should it still arrive, gets TooLate.
+	OriginalNotFound  Code = "25"
+	InsufficientFunds Code = "51"
+	RestrictedCard    Code = "62" // account blocked
+	// TooLate declines a request whose TxID was tombstoned by a reversal that arrived first:
+	// the switch timed out on it, answered the terminal and reversed it, so booking it now would
+	// take money for a sale the terminal was told had failed. ISO 8583:1987 names 68 "response
+	// received too late", the code acquirers put in such reversals; it declines, and unlike 12
+	// or 94 it tells an operator exactly what happened. Retransmissions of the same content get
+	// it again; other content under the TxID gets 94.
+	TooLate            Code = "68"
 	DuplicateDifferent Code = "94" // TxID already used with different content
 	SystemError        Code = "96" // the caller's answer when Do returns an error
 )
@@ -47,7 +63,8 @@ const (
 	OpPurchase Op = iota + 1 // debit the card, credit settlement-payable
 	OpBalance                // read the card balance; books and records nothing
 	OpDeposit                // admin: debit funding, credit the card
-	// Later: pre-authorisation (hold), completion, void, refund, reversal.
+	OpReversal               // undo an approved purchase, fully or partly: debit settlement-payable, credit the card
+	// Later: pre-authorisation (hold), completion, void, refund.
 
 	opOpenAccount // admin, internal: AccountSpec through the writer
 	opSetStatus   // admin, internal: change an account's status
@@ -62,6 +79,8 @@ func (o Op) String() string {
 		return "balance"
 	case OpDeposit:
 		return "deposit"
+	case OpReversal:
+		return "reversal"
 	case opOpenAccount:
 		return "open_account"
 	case opSetStatus:
@@ -71,7 +90,7 @@ func (o Op) String() string {
 }
 
 // channelOp reports whether o is one of the operations Do accepts.
-func (o Op) channelOp() bool { return o >= OpPurchase && o <= OpDeposit }
+func (o Op) channelOp() bool { return o >= OpPurchase && o <= OpReversal }
 
 // Kind classifies a journal entry.
 type Kind uint8
@@ -80,7 +99,8 @@ type Kind uint8
 const (
 	KindPurchase Kind = iota + 1
 	KindDeposit
-	// Later: KindRefund, KindReversal, KindHoldPost, KindFee, KindSweep.
+	KindReversal // debits what a purchase credited and credits what it debited; Original links them
+	// Later: KindRefund, KindHoldPost, KindFee, KindSweep.
 )
 
 // String returns the lower-case kind name.
@@ -90,6 +110,8 @@ func (k Kind) String() string {
 		return "purchase"
 	case KindDeposit:
 		return "deposit"
+	case KindReversal:
+		return "reversal"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -210,6 +232,7 @@ type Transfer struct {
 	Time     int64  // unix nanoseconds, from the shard clock for the batch
 	Terminal string // ≤ 15 bytes, optional
 	Merchant string // ≤ 15 bytes, optional
+	Original uint64 // KindReversal: Seq of the purchase it reverses; 0 for every other kind
 }
 
 // Limits that keep every record far below badger's ValueThreshold (and under 256 bytes).
@@ -221,8 +244,8 @@ const (
 )
 
 // TxID is the idempotency key of a mutating request. The switch derives it from stable fields of
-// the original message (acquirer, terminal, STAN, RRN, transmission time, MTI class) with NewTxID,
-// so every retransmission and every reversal maps to the same id.
+// the original message (acquirer, terminal, STAN, transmission time, MTI class) with NewTxID, so
+// every retransmission maps to the same id, and a reversal can name the id of what it reverses.
 type TxID [32]byte
 
 // NewTxID returns SHA-256 over the parts, each prefixed with its length as a 4-byte big-endian
@@ -244,14 +267,23 @@ func NewTxID(parts ...[]byte) TxID {
 func (id TxID) IsZero() bool { return id == TxID{} }
 
 // Request is one channel operation for Do.
+//
+// An OpReversal names the purchase it undoes by that purchase's TxID (Original) and repeats its
+// PAN, Amount and Currency. Actual is the amount the purchase ended at (ISO 8583 field 95): 0
+// undoes it fully, anything between 0 and Amount partly. A reversal states a target, not a delta:
+// after it, at most Amount − Actual of the purchase stands reversed, so a second reversal of the
+// same purchase under another TxID (an 0400 and then an 0420) books only what is still missing,
+// usually nothing. The total reversed never exceeds the purchase's amount.
 type Request struct {
 	Op       Op
 	ID       TxID   // idempotency key; ignored for OpBalance
 	PAN      string // card owner reference
-	Amount   int64  // minor units
+	Amount   int64  // minor units; for OpReversal the original's amount
 	Currency uint16 // ISO 4217 numeric
 	Terminal string // journal annotation, optional, ≤ 15 bytes
 	Merchant string // journal annotation, optional, ≤ 15 bytes
+	Original TxID   // OpReversal: the TxID of the purchase to reverse
+	Actual   int64  // OpReversal: what the purchase ended at, minor units; 0 reverses it fully
 }
 
 // Result is the outcome of a request. For a replayed request it is the first outcome, unchanged

@@ -15,13 +15,26 @@ import (
 //	a/<id BE u64>      account record
 //	card/<PAN>         account id (u64) of the card; the only place a full PAN is kept
 //	j/<seq BE u64>     journal entry (transfer); big-endian so iteration is in sequence order
-//	t/<txid 32 bytes>  idempotency record: content digest and first outcome
+//	t/<txid 32 bytes>  idempotency record: content digest and first outcome (and, for a
+//	                   purchase, the amount reversed so far), or a reversal's tombstone
 //
 // Values are compact binary records: a version byte, the fields in fixed order (integers big
 // endian, strings with a one-byte length), and a CRC-32C of everything before it. The CRC is ours,
 // on top of badger's own checksums, so that a torn or corrupted value is reported, never booked.
 // Every record is well under 256 bytes, far below badger's ValueThreshold, so it travels in the
 // LSM and its WAL and never in the value log.
+//
+// A new version appends fields; every version stays readable. Each value has exactly one
+// encoding (the fuzz targets check that what decodes re-encodes to the same bytes), so an encoder
+// writes the lowest version that holds the value:
+//
+//	transfer   v1  purchases and deposits
+//	           v2  adds Original (u64); written for reversals only, so a v2 entry is always one
+//	tx record  v1  digest, code, seq, currency, ledger, available
+//	           v2  adds kind (u8), account (u64), amount (u64), reversed (u64); written for every
+//	               new record. A v1 record has kind txUnknown until the loader reads its journal
+//	               entry to fill in account and amount (see Shard.loadTx); a reversal then writes
+//	               it back as v2.
 var (
 	keySeq      = []byte("m/seq")
 	keyNextAcct = []byte("m/nextacct")
@@ -34,16 +47,21 @@ const (
 	prefixTx      = "t/"
 )
 
-const recordV1 = 1
+// Record versions.
+const (
+	recordV1 = 1
+	recordV2 = 2
+)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Sizes of the fixed parts of each record, for bounds checks.
 const (
 	crcSize        = 4
-	accountFixed   = 1 + 8 + 1 + 2 + 1 + 2 + 1 + 1 + 8 + 8 + crcSize // + name + mask
-	transferFixed  = 1 + 8 + 32 + 1 + 8 + 8 + 8 + 2 + 8 + 1 + 1 + crcSize
-	txRecordSize   = 1 + 32 + 2 + 8 + 2 + 8 + 8 + crcSize
+	accountFixed   = 1 + 8 + 1 + 2 + 1 + 2 + 1 + 1 + 8 + 8 + crcSize      // + name + mask
+	transferFixed  = 1 + 8 + 32 + 1 + 8 + 8 + 8 + 2 + 8 + 1 + 1 + crcSize // v1; v2 adds 8
+	txRecordSize   = 1 + 32 + 2 + 8 + 2 + 8 + 8 + crcSize                 // v1
+	txRecordV2Size = txRecordSize + 1 + 8 + 8 + 8
 	counterSize    = 1 + 8 + crcSize
 	maxRecordBytes = 256
 )
@@ -69,22 +87,23 @@ func seal(b []byte, start int) []byte {
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
 }
 
-// unseal checks the version byte and CRC and returns the payload between them.
-func unseal(what string, b []byte, min int) ([]byte, error) {
+// unseal checks the version byte (1..latest) and CRC and returns the version and the payload
+// between them. min is the size of the smallest version.
+func unseal(what string, b []byte, min int, latest byte) (byte, []byte, error) {
 	if len(b) < min {
-		return nil, corrupt(what, fmt.Sprintf("%d bytes, want at least %d", len(b), min))
+		return 0, nil, corrupt(what, fmt.Sprintf("%d bytes, want at least %d", len(b), min))
 	}
 	if len(b) > maxRecordBytes {
-		return nil, corrupt(what, fmt.Sprintf("%d bytes, longer than any record", len(b)))
+		return 0, nil, corrupt(what, fmt.Sprintf("%d bytes, longer than any record", len(b)))
 	}
-	if b[0] != recordV1 {
-		return nil, corrupt(what, fmt.Sprintf("unknown version %d", b[0]))
+	if b[0] < recordV1 || b[0] > latest {
+		return 0, nil, corrupt(what, fmt.Sprintf("unknown version %d", b[0]))
 	}
 	body := b[:len(b)-crcSize]
 	if got, want := crc32.Checksum(body, castagnoli), binary.BigEndian.Uint32(b[len(b)-crcSize:]); got != want {
-		return nil, corrupt(what, "checksum mismatch")
+		return 0, nil, corrupt(what, "checksum mismatch")
 	}
-	return body[1:], nil
+	return b[0], body[1:], nil
 }
 
 // reader walks a payload; the first short read sets err and every later read returns zero.
@@ -166,7 +185,7 @@ func appendAccount(dst []byte, a *Account) []byte {
 
 func decodeAccount(b []byte) (Account, error) {
 	const what = "account"
-	p, err := unseal(what, b, accountFixed)
+	_, p, err := unseal(what, b, accountFixed, recordV1)
 	if err != nil {
 		return Account{}, err
 	}
@@ -198,7 +217,11 @@ func decodeAccount(b []byte) (Account, error) {
 
 func appendTransfer(dst []byte, t *Transfer) []byte {
 	start := len(dst)
-	dst = append(dst, recordV1)
+	version := byte(recordV1)
+	if t.Original != 0 {
+		version = recordV2
+	}
+	dst = append(dst, version)
 	dst = binary.BigEndian.AppendUint64(dst, t.Seq)
 	dst = append(dst, t.TxID[:]...)
 	dst = append(dst, byte(t.Kind))
@@ -211,12 +234,15 @@ func appendTransfer(dst []byte, t *Transfer) []byte {
 	dst = append(dst, t.Terminal...)
 	dst = append(dst, byte(len(t.Merchant)))
 	dst = append(dst, t.Merchant...)
+	if version == recordV2 {
+		dst = binary.BigEndian.AppendUint64(dst, t.Original)
+	}
 	return seal(dst, start)
 }
 
 func decodeTransfer(b []byte) (Transfer, error) {
 	const what = "transfer"
-	p, err := unseal(what, b, transferFixed)
+	version, p, err := unseal(what, b, transferFixed, recordV2)
 	if err != nil {
 		return Transfer{}, err
 	}
@@ -232,24 +258,66 @@ func decodeTransfer(b []byte) (Transfer, error) {
 	t.Time = int64(r.u64())
 	t.Terminal = r.str(maxAnnotation)
 	t.Merchant = r.str(maxAnnotation)
+	if version == recordV2 {
+		t.Original = r.u64()
+	}
 	if err := r.done(what); err != nil {
 		return Transfer{}, err
 	}
-	if t.Kind != KindPurchase && t.Kind != KindDeposit {
+	switch {
+	case version == recordV1 && t.Kind != KindPurchase && t.Kind != KindDeposit:
 		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: invalid kind %d", t.Seq, t.Kind))
+	case version == recordV2 && t.Kind != KindReversal:
+		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: kind %d in a v2 entry", t.Seq, t.Kind))
+	case version == recordV2 && t.Original == 0:
+		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: reversal without an original", t.Seq))
 	}
 	return t, nil
 }
 
-// txRecord is what t/<txid> holds: the digest of the first request's content and its outcome.
-// The auth code is not stored; it is derived from Seq again on replay.
+// txRecord is what t/<txid> holds: the digest of the first request's content and its outcome,
+// and, for a purchase, how much of it has been reversed since. The auth code is not stored; it is
+// derived from Seq again on replay.
 type txRecord struct {
-	digest    [32]byte
+	digest    [32]byte // zero in an unclaimed tombstone
 	code      Code
 	seq       uint64
 	currency  uint16
 	ledger    int64
 	available int64
+
+	// Since v2.
+	kind     txKind
+	account  uint64 // the card account of the booking; 0 when nothing was booked
+	amount   int64  // the amount booked, minor units; 0 when nothing was
+	reversed int64  // purchases: the part of amount that reversals have undone, 0..amount
+}
+
+// txKind says which request wrote a tx record.
+type txKind uint8
+
+// Tx record kinds.
+const (
+	txUnknown  txKind = iota // a v1 record, from before records said; see recordV2
+	txPurchase               // OpPurchase
+	txDeposit                // OpDeposit
+	txReversal               // OpReversal
+	// txTombstone is written under the TxID of a reversal's original that had no record yet: it
+	// holds the answer TooLate for that original, should it still arrive, and never books.
+	txTombstone
+)
+
+// txKindOf maps a booking operation to the kind of record it writes.
+func txKindOf(op Op) txKind {
+	switch op {
+	case OpPurchase:
+		return txPurchase
+	case OpDeposit:
+		return txDeposit
+	case OpReversal:
+		return txReversal
+	}
+	panic("ledger: no tx record kind for " + op.String())
 }
 
 func (r *txRecord) result() Result {
@@ -268,7 +336,11 @@ func (r *txRecord) result() Result {
 
 func appendTxRecord(dst []byte, t *txRecord) []byte {
 	start := len(dst)
-	dst = append(dst, recordV1)
+	version := byte(recordV2)
+	if t.kind == txUnknown {
+		version = recordV1 // only a v1 record decoded and not filled in encodes like this
+	}
+	dst = append(dst, version)
 	dst = append(dst, t.digest[:]...)
 	var code [2]byte
 	copy(code[:], t.code)
@@ -277,12 +349,18 @@ func appendTxRecord(dst []byte, t *txRecord) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, t.currency)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.ledger))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.available))
+	if version == recordV2 {
+		dst = append(dst, byte(t.kind))
+		dst = binary.BigEndian.AppendUint64(dst, t.account)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(t.amount))
+		dst = binary.BigEndian.AppendUint64(dst, uint64(t.reversed))
+	}
 	return seal(dst, start)
 }
 
 func decodeTxRecord(b []byte) (txRecord, error) {
 	const what = "tx record"
-	p, err := unseal(what, b, txRecordSize)
+	version, p, err := unseal(what, b, txRecordSize, recordV2)
 	if err != nil {
 		return txRecord{}, err
 	}
@@ -294,6 +372,12 @@ func decodeTxRecord(b []byte) (txRecord, error) {
 	t.currency = r.u16()
 	t.ledger = int64(r.u64())
 	t.available = int64(r.u64())
+	if version == recordV2 {
+		t.kind = txKind(r.u8())
+		t.account = r.u64()
+		t.amount = int64(r.u64())
+		t.reversed = int64(r.u64())
+	}
 	if err := r.done(what); err != nil {
 		return txRecord{}, err
 	}
@@ -302,6 +386,14 @@ func decodeTxRecord(b []byte) (txRecord, error) {
 		return txRecord{}, corrupt(what, fmt.Sprintf("unknown response code %q", code))
 	}
 	t.code = c
+	switch {
+	case version == recordV2 && (t.kind == txUnknown || t.kind > txTombstone):
+		return txRecord{}, corrupt(what, fmt.Sprintf("invalid kind %d", t.kind))
+	case t.amount < 0 || t.reversed < 0 || t.reversed > t.amount:
+		return txRecord{}, corrupt(what, fmt.Sprintf("amount %d, reversed %d", t.amount, t.reversed))
+	case t.reversed != 0 && t.kind != txPurchase:
+		return txRecord{}, corrupt(what, fmt.Sprintf("kind %d with a reversed amount", t.kind))
+	}
 	return t, nil
 }
 
@@ -315,8 +407,8 @@ func knownCode(b []byte) (Code, bool) {
 	return "", false
 }
 
-var allCodes = [...]Code{Approved, InvalidTransaction, InvalidAmount, UnknownCard, InsufficientFunds,
-	RestrictedCard, DuplicateDifferent, SystemError}
+var allCodes = [...]Code{Approved, InvalidTransaction, InvalidAmount, UnknownCard, OriginalNotFound,
+	InsufficientFunds, RestrictedCard, TooLate, DuplicateDifferent, SystemError}
 
 // appendCounter encodes a u64 counter (m/seq, m/nextacct) or a card index value.
 func appendCounter(dst []byte, v uint64) []byte {
@@ -327,7 +419,7 @@ func appendCounter(dst []byte, v uint64) []byte {
 }
 
 func decodeCounter(what string, b []byte) (uint64, error) {
-	p, err := unseal(what, b, counterSize)
+	_, p, err := unseal(what, b, counterSize, recordV1)
 	if err != nil {
 		return 0, err
 	}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"testing"
 )
@@ -11,7 +12,14 @@ var (
 		Name: "stored value", MaskedPAN: "629990******0018", DebitsPosted: 2550, CreditsPosted: 10000}
 	sampleTransfer = Transfer{Seq: 77, TxID: txid("t", 1), Kind: KindPurchase, Debit: 1000, Credit: 1, Amount: 2550,
 		Currency: cny, Time: 1_772_352_000_000_000_000, Terminal: "T0000001", Merchant: "M00000000000001"}
-	sampleTxRecord = txRecord{digest: txid("d", 1), code: InsufficientFunds, seq: 0, currency: cny, ledger: -3, available: 7}
+	sampleTxRecord = txRecord{digest: txid("d", 1), code: InsufficientFunds, seq: 0, currency: cny, ledger: -3, available: 7,
+		kind: txPurchase}
+	sampleReversal = Transfer{Seq: 78, TxID: txid("r", 1), Kind: KindReversal, Debit: 1, Credit: 1000, Amount: 550,
+		Currency: cny, Time: 1_772_352_001_000_000_000, Terminal: "T0000001", Original: 77}
+	sampleReversed = txRecord{digest: txid("d", 2), code: Approved, seq: 77, currency: cny, ledger: 7450, available: 7450,
+		kind: txPurchase, account: 1000, amount: 2550, reversed: 550}
+	sampleTombstone  = txRecord{code: TooLate, kind: txTombstone}
+	sampleTxRecordV1 = txRecord{digest: txid("d", 3), code: Approved, seq: 12, currency: cny, ledger: 100, available: 100}
 )
 
 func TestRecords(t *testing.T) {
@@ -24,18 +32,28 @@ func TestRecords(t *testing.T) {
 		if tr, err := decodeTransfer(tb); err != nil || tr != sampleTransfer {
 			t.Errorf("transfer: %+v, %v", tr, err)
 		}
+		rvb := appendTransfer(nil, &sampleReversal)
+		if tr, err := decodeTransfer(rvb); err != nil || tr != sampleReversal || rvb[0] != recordV2 || tb[0] != recordV1 {
+			t.Errorf("reversal: %+v, %v (versions %d, %d)", tr, err, rvb[0], tb[0])
+		}
 		rb := appendTxRecord(nil, &sampleTxRecord)
-		if r, err := decodeTxRecord(rb); err != nil || r != sampleTxRecord {
-			t.Errorf("tx record: %+v, %v", r, err)
+		for _, rec := range []txRecord{sampleTxRecord, sampleReversed, sampleTombstone, sampleTxRecordV1} {
+			b := appendTxRecord(nil, &rec)
+			if r, err := decodeTxRecord(b); err != nil || r != rec {
+				t.Errorf("tx record: %+v, %v, want %+v", r, err, rec)
+			}
+			if want := map[bool]int{true: txRecordSize, false: txRecordV2Size}[rec.kind == txUnknown]; len(b) != want {
+				t.Errorf("tx record of kind %d is %d bytes, want %d", rec.kind, len(b), want)
+			}
 		}
 		if v, err := decodeCounter("c", appendCounter(nil, 123456789)); err != nil || v != 123456789 {
 			t.Errorf("counter: %d, %v", v, err)
 		}
 		// The largest possible account and transfer.
 		big := Account{Type: Card, Status: Active, Name: string(make([]byte, maxName)), MaskedPAN: "1234567890123456789"}
-		bt := Transfer{Kind: KindDeposit, Terminal: "123456789012345", Merchant: "123456789012345"}
+		bt := Transfer{Kind: KindReversal, Terminal: "123456789012345", Merchant: "123456789012345", Original: 1}
 		for name, n := range map[string]int{"account": len(appendAccount(nil, &big)), "transfer": len(appendTransfer(nil, &bt)),
-			"tx record": len(rb)} {
+			"tx record": len(rb), "tx record v2": txRecordV2Size} {
 			if n >= maxRecordBytes {
 				t.Errorf("%s record is %d bytes", name, n)
 			}
@@ -43,24 +61,52 @@ func TestRecords(t *testing.T) {
 	})
 
 	t.Run("every truncation and every flipped bit is an error", func(t *testing.T) {
-		for name, enc := range map[string][]byte{
-			"account":   appendAccount(nil, &sampleAccount),
-			"transfer":  appendTransfer(nil, &sampleTransfer),
-			"tx record": appendTxRecord(nil, &sampleTxRecord),
+		for _, tc := range []struct {
+			name, decoder string
+			enc           []byte
+		}{
+			{"account", "account", appendAccount(nil, &sampleAccount)},
+			{"transfer", "transfer", appendTransfer(nil, &sampleTransfer)},
+			{"reversal transfer (v2)", "transfer", appendTransfer(nil, &sampleReversal)},
+			{"tx record", "tx record", appendTxRecord(nil, &sampleTxRecord)},
+			{"tx record v1", "tx record", appendTxRecord(nil, &sampleTxRecordV1)},
+			{"tombstone", "tx record", appendTxRecord(nil, &sampleTombstone)},
 		} {
-			decode := decoders[name]
-			for n := range len(enc) {
-				if err := decode(enc[:n]); !errors.Is(err, errCorrupt) {
-					t.Errorf("%s cut to %d bytes: err = %v", name, n, err)
+			decode := decoders[tc.decoder]
+			for n := range len(tc.enc) {
+				if err := decode(tc.enc[:n]); !errors.Is(err, errCorrupt) {
+					t.Errorf("%s cut to %d bytes: err = %v", tc.name, n, err)
 				}
 			}
-			for i := range len(enc) * 8 {
-				b := bytes.Clone(enc)
+			for i := range len(tc.enc) * 8 {
+				b := bytes.Clone(tc.enc)
 				b[i/8] ^= 1 << (i % 8)
 				if err := decode(b); !errors.Is(err, errCorrupt) {
-					t.Errorf("%s with bit %d flipped: err = %v", name, i, err)
+					t.Errorf("%s with bit %d flipped: err = %v", tc.name, i, err)
 				}
 			}
+		}
+	})
+
+	t.Run("a v2 encoding of what v1 holds is refused, so each value has one encoding", func(t *testing.T) {
+		// A purchase entry sealed as v2 with Original 0, and a tx record sealed as v2 with kind 0.
+		purchaseV2 := appendTransfer(nil, &sampleTransfer)
+		purchaseV2 = binary.BigEndian.AppendUint64(purchaseV2[:len(purchaseV2)-crcSize], 0)
+		purchaseV2[0] = recordV2
+		purchaseV2 = seal(purchaseV2, 0)
+		if _, err := decodeTransfer(purchaseV2); !errors.Is(err, errCorrupt) {
+			t.Errorf("purchase as v2: err = %v", err)
+		}
+		unknownV2 := appendTxRecord(nil, &sampleReversed)
+		unknownV2[txRecordSize-crcSize] = byte(txUnknown)
+		unknownV2 = seal(unknownV2[:len(unknownV2)-crcSize], 0)
+		if _, err := decodeTxRecord(unknownV2); !errors.Is(err, errCorrupt) {
+			t.Errorf("tx record v2 of kind 0: err = %v", err)
+		}
+		over := sampleReversed
+		over.reversed = over.amount + 1
+		if _, err := decodeTxRecord(appendTxRecord(nil, &over)); !errors.Is(err, errCorrupt) {
+			t.Errorf("reversed above the amount: err = %v", err)
 		}
 	})
 }
@@ -92,7 +138,11 @@ func FuzzDecodeAccount(f *testing.F) {
 func FuzzDecodeTransfer(f *testing.F) {
 	f.Add(appendTransfer(nil, &sampleTransfer))
 	f.Add(appendTransfer(nil, &Transfer{Kind: KindDeposit}))
+	f.Add(appendTransfer(nil, &sampleReversal))
 	f.Add(appendTxRecord(nil, &sampleTxRecord))
+	f.Add(appendTxRecord(nil, &sampleTxRecordV1))
+	f.Add(appendTxRecord(nil, &sampleReversed))
+	f.Add(appendTxRecord(nil, &sampleTombstone))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if tr, err := decodeTransfer(b); err == nil {
 			if re := appendTransfer(nil, &tr); !bytes.Equal(re, b) {

@@ -185,18 +185,16 @@ func (s *Shard) loadBatch(envs []*envelope, known map[TxID]txRecord) {
 
 func (s *Shard) loadCommand(txn *badger.Txn, c *command, known map[TxID]txRecord) error {
 	switch c.op {
-	case OpPurchase, OpDeposit, OpBalance:
+	case OpPurchase, OpDeposit, OpBalance, OpReversal:
 		r := &c.req
 		if r.Op != OpBalance && !r.ID.IsZero() {
-			if _, ok := known[r.ID]; !ok {
-				s.key = appendTxKey(s.key[:0], &r.ID)
-				rec, found, err := getValue(txn, s.key, decodeTxRecord)
-				if err != nil {
-					return fmt.Errorf("tx record: %w", err)
-				}
-				if found {
-					known[r.ID] = rec
-				}
+			if err := s.loadTx(txn, &r.ID, known); err != nil {
+				return err
+			}
+		}
+		if r.Op == OpReversal && !r.Original.IsZero() {
+			if err := s.loadTx(txn, &r.Original, known); err != nil {
+				return fmt.Errorf("original: %w", err)
 			}
 		}
 		return s.loadCard(txn, r.PAN)
@@ -205,6 +203,51 @@ func (s *Shard) loadCommand(txn *badger.Txn, c *command, known map[TxID]txRecord
 	case opSetStatus:
 		return s.loadAccount(txn, c.acct)
 	}
+	return nil
+}
+
+// loadTx puts the committed record of id, if there is one, in known. A v1 record of a booking
+// does not say what it booked; loadTx fills that in from its journal entry, so that apply sees
+// every approved record with its kind, card and amount, whatever version stored it.
+func (s *Shard) loadTx(txn *badger.Txn, id *TxID, known map[TxID]txRecord) error {
+	if _, ok := known[*id]; ok {
+		return nil
+	}
+	s.key = appendTxKey(s.key[:0], id)
+	rec, found, err := getValue(txn, s.key, decodeTxRecord)
+	if err != nil {
+		return fmt.Errorf("tx record: %w", err)
+	}
+	if !found {
+		return nil
+	}
+	if rec.kind == txUnknown && rec.code == Approved && rec.seq != 0 {
+		if err := fillV1(txn, id, &rec); err != nil {
+			return err
+		}
+	}
+	known[*id] = rec
+	return nil
+}
+
+// fillV1 completes an approved v1 tx record from the journal entry it points at.
+func fillV1(txn *badger.Txn, id *TxID, rec *txRecord) error {
+	t, found, err := getValue(txn, appendJournalKey(nil, rec.seq), decodeTransfer)
+	switch {
+	case err != nil:
+		return fmt.Errorf("journal entry %d of a v1 tx record: %w", rec.seq, err)
+	case !found || t.TxID != *id:
+		return fmt.Errorf("%w: v1 tx record points at journal entry %d, which is not its booking", errCorrupt, rec.seq)
+	}
+	switch t.Kind {
+	case KindPurchase:
+		rec.kind, rec.account = txPurchase, t.Debit
+	case KindDeposit:
+		rec.kind, rec.account = txDeposit, t.Credit
+	default:
+		return fmt.Errorf("%w: v1 tx record for a %s entry", errCorrupt, t.Kind)
+	}
+	rec.amount = t.Amount
 	return nil
 }
 

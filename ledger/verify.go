@@ -14,13 +14,16 @@ import (
 // VerifyReport is what Verify found. Breaks lists every inconsistency (up to maxBreaks, with
 // Dropped counting the rest); an empty Breaks means the shard is consistent.
 type VerifyReport struct {
-	LastSeq   uint64          // m/seq
-	Accounts  int             // account records
-	Cards     int             // card/<PAN> bindings
-	Transfers int             // journal entries
-	Totals    []CurrencyTotal // Σ posted debits and credits over all accounts, per currency
-	Breaks    []string
-	Dropped   int // breaks found beyond maxBreaks
+	LastSeq    uint64          // m/seq
+	Accounts   int             // account records
+	Cards      int             // card/<PAN> bindings
+	Transfers  int             // journal entries
+	Reversals  int             // journal entries that reverse a purchase
+	TxRecords  int             // idempotency records, tombstones included
+	Tombstones int             // records left by reversals whose original had not arrived
+	Totals     []CurrencyTotal // Σ posted debits and credits over all accounts, per currency
+	Breaks     []string
+	Dropped    int // breaks found beyond maxBreaks
 }
 
 // CurrencyTotal sums the posted totals of every account in one currency.
@@ -40,12 +43,15 @@ func (r *VerifyReport) breakf(format string, a ...any) {
 	r.Breaks = append(r.Breaks, fmt.Sprintf(format, a...))
 }
 
-// Verify recomputes every account's posted debits and credits from the journal and compares them
-// with the stored accounts; checks Σ debits = Σ credits per currency, the no-overdraft flags, that
-// the journal runs 1..m/seq without a gap, that every journal entry's idempotency record points
-// back at it, and that every card binding points at a card with the matching masked PAN. It reads
-// one badger snapshot, so it sees whole batches only and may run while the shard takes traffic.
-// The error, when not nil, describes the first few breaks; the report lists them all.
+// Verify recomputes every account's posted debits and credits from the journal (reversals
+// included) and compares them with the stored accounts; checks Σ debits = Σ credits per currency,
+// the no-overdraft flags, that the journal runs 1..m/seq without a gap, that every journal entry's
+// idempotency record points back at it, that every reversal undoes an earlier purchase with its
+// accounts swapped and no purchase is reversed by more than its amount (and its record agrees),
+// that every idempotency record decodes and tombstones booked nothing, and that every card binding
+// points at a card with the matching masked PAN. It reads one badger snapshot, so it sees whole
+// batches only and may run while the shard takes traffic. The error, when not nil, describes the
+// first few breaks; the report lists them all.
 func (s *Shard) Verify() (VerifyReport, error) {
 	var rep VerifyReport
 	err := s.view(func(txn *badger.Txn) error { return verify(txn, &rep) })
@@ -115,6 +121,7 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 	// Journal: 1..seq without a gap, each entry valid, its tx record pointing back at it; the
 	// postings recomputed per account.
 	sums := make(map[uint64]*posted, len(accounts))
+	reversed := make(map[uint64][]Transfer) // purchase seq → the entries that reverse it
 	var prev uint64
 	err = scan(txn, []byte(prefixJournal), nil, func(k, v []byte) (bool, error) {
 		t, err := decodeTransfer(v)
@@ -131,6 +138,10 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 		}
 		prev = t.Seq
 		checkTransfer(txn, &t, accounts, rep)
+		if t.Kind == KindReversal {
+			rep.Reversals++
+			reversed[t.Original] = append(reversed[t.Original], t)
+		}
 		for _, p := range []struct {
 			id    uint64
 			debit bool
@@ -157,6 +168,10 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 	}
 	if prev != seq {
 		rep.breakf("journal ends at %d but m/seq is %d", prev, seq)
+	}
+	undone := checkReversals(txn, reversed, rep)
+	if err := checkTxRecords(txn, seq, undone, rep); err != nil {
+		return err
 	}
 	for _, id := range slices.Sorted(maps.Keys(accounts)) {
 		a, ps := accounts[id], sums[id]
@@ -226,7 +241,88 @@ func checkTransfer(txn *badger.Txn, t *Transfer, accounts map[uint64]*Account, r
 		rep.breakf("seq %d: no tx record for its TxID", t.Seq)
 	case rec.code != Approved || rec.seq != t.Seq:
 		rep.breakf("seq %d: its TxID's record says code %s seq %d", t.Seq, rec.code, rec.seq)
+	case rec.kind != txUnknown && (rec.kind != recordKind(t.Kind) || rec.amount != t.Amount):
+		rep.breakf("seq %d: %s of %d, its TxID's record says kind %d amount %d", t.Seq, t.Kind, t.Amount, rec.kind, rec.amount)
 	}
+}
+
+// recordKind is the tx record kind that goes with a journal entry kind.
+func recordKind(k Kind) txKind {
+	switch k {
+	case KindPurchase:
+		return txPurchase
+	case KindDeposit:
+		return txDeposit
+	case KindReversal:
+		return txReversal
+	}
+	return txUnknown
+}
+
+// checkReversals checks each reversed purchase against the entries that reverse it: each comes
+// later, swaps its accounts, keeps its currency, and together they undo at most its amount, which
+// is what its record says was reversed. It returns the reversed total per purchase seq.
+func checkReversals(txn *badger.Txn, reversed map[uint64][]Transfer, rep *VerifyReport) map[uint64]int64 {
+	undone := make(map[uint64]int64, len(reversed))
+	for _, seq := range slices.Sorted(maps.Keys(reversed)) {
+		p, found, err := getValue(txn, appendJournalKey(nil, seq), decodeTransfer)
+		if err != nil || !found || p.Kind != KindPurchase {
+			rep.breakf("reversals of seq %d: it is not a purchase (found %t, kind %s, err %v)", seq, found, p.Kind, err)
+			continue
+		}
+		var total int64
+		for _, r := range reversed[seq] {
+			if r.Seq <= p.Seq || r.Debit != p.Credit || r.Credit != p.Debit || r.Currency != p.Currency {
+				rep.breakf("seq %d does not reverse purchase %d (accounts %d→%d, currency %d)",
+					r.Seq, p.Seq, r.Debit, r.Credit, r.Currency)
+			}
+			if r.Amount > 0 && total <= math.MaxInt64-r.Amount {
+				total += r.Amount
+			}
+		}
+		undone[seq] = total
+		if total > p.Amount {
+			rep.breakf("purchase %d of %d reversed by %d", p.Seq, p.Amount, total)
+		}
+		rec, found, err := getValue(txn, appendTxKey(nil, &p.TxID), decodeTxRecord)
+		switch {
+		case err != nil || !found:
+			rep.breakf("purchase %d: tx record found %t, %v", p.Seq, found, err)
+		case rec.kind != txPurchase || rec.reversed != total || rec.amount != p.Amount || rec.account != p.Debit:
+			rep.breakf("purchase %d: record says kind %d amount %d reversed %d on account %d, journal %d reversed %d on %d",
+				p.Seq, rec.kind, rec.amount, rec.reversed, rec.account, p.Amount, total, p.Debit)
+		}
+	}
+	return undone
+}
+
+// checkTxRecords decodes every idempotency record: a booking's points into the journal, a
+// decline's and a tombstone's at nothing, and a purchase's reversed total is what the journal
+// undid of it (undone, by seq).
+func checkTxRecords(txn *badger.Txn, lastSeq uint64, undone map[uint64]int64, rep *VerifyReport) error {
+	return scan(txn, []byte(prefixTx), nil, func(k, v []byte) (bool, error) {
+		rep.TxRecords++
+		rec, err := decodeTxRecord(v)
+		if err != nil {
+			rep.breakf("key %x: %v", k, err)
+			return true, nil
+		}
+		if len(k) != len(prefixTx)+len(TxID{}) {
+			rep.breakf("key %x is not a tx record key", k)
+		}
+		switch {
+		case rec.kind == txTombstone:
+			rep.Tombstones++
+			if rec.code != TooLate || rec.seq != 0 || rec.amount != 0 {
+				rep.breakf("tombstone %x: code %s seq %d amount %d", k[len(prefixTx):], rec.code, rec.seq, rec.amount)
+			}
+		case rec.code == Approved && rec.seq > lastSeq, rec.code != Approved && rec.seq != 0:
+			rep.breakf("tx record %x: code %s seq %d (last %d)", k[len(prefixTx):], rec.code, rec.seq, lastSeq)
+		case rec.seq != 0 && rec.reversed != undone[rec.seq]:
+			rep.breakf("tx record %x: reversed %d, journal undid %d of seq %d", k[len(prefixTx):], rec.reversed, undone[rec.seq], rec.seq)
+		}
+		return true, nil
+	})
 }
 
 // totals sums posted debits and credits per currency and reports any currency where they differ.

@@ -42,7 +42,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 func newSwitch(t *testing.T, reg prometheus.Registerer, dests map[string]switching.Destination) *switching.Switch {
 	t.Helper()
 	routes, err := routing.NewTable([]routing.Rule{
-		{Name: "cards", BIN: "629990", Luhn: true, Region: &routing.RegionCode{Offset: 6, Length: 2},
+		{Name: "cards", BIN: routing.BINs{"629990"}, Luhn: true, Region: &routing.RegionCode{Offset: 6, Length: 2},
 			Regions: map[string]string{"11": "beijing", "31": "shanghai"}},
 	}, nil)
 	if err != nil {
@@ -245,7 +245,7 @@ func TestReject(t *testing.T) {
 }
 
 func TestNewRefusesARouteToNowhere(t *testing.T) {
-	routes, _ := routing.NewTable([]routing.Rule{{Name: "r", BIN: "4", Destination: "mars"}}, nil)
+	routes, _ := routing.NewTable([]routing.Rule{{Name: "r", BIN: routing.BINs{"4"}, Destination: "mars"}}, nil)
 	_, err := switching.New(switching.Options{Routes: routes, Destinations: map[string]switching.Destination{}})
 	if err == nil || !strings.Contains(err.Error(), `"mars"`) {
 		t.Fatalf("err = %v", err)
