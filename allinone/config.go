@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/junction-switch/junction/routing"
+	switching "github.com/junction-switch/junction/switch"
 	"gopkg.in/yaml.v3"
 )
 
@@ -76,6 +77,11 @@ type Channel struct {
 	// Plaintext serves the channel without TLS; see Plaintext. Never a
 	// default: only a channel that sets it.
 	Plaintext *Plaintext `yaml:"plaintext"`
+	// Rate limits the channel's requests; IdentityRate each client
+	// identity's on it. Over the limit a request is declined at once
+	// (switch.overload_code). Reversals are never limited.
+	Rate         *Rate `yaml:"rate"`
+	IdentityRate *Rate `yaml:"identity_rate"`
 }
 
 // Plaintext is a channel listener without TLS, for a port behind a
@@ -111,10 +117,55 @@ type LedgerSettings struct {
 
 // SwitchSettings tune the pipeline.
 type SwitchSettings struct {
-	Timeout time.Duration `yaml:"timeout"` // one destination exchange
+	Timeout time.Duration `yaml:"timeout"` // one destination exchange, unless the route gives its own
+	// Match lists the matching key's fields besides the response MTI:
+	// default 11, 41, 32, 7. A key already in flight is answered 94.
+	Match []int `yaml:"match"`
+	// OverloadCode answers requests refused by a rate limit or a full
+	// window: 91 by default.
+	OverloadCode string          `yaml:"overload_code"`
+	Balance      string          `yaml:"balance"` // p2c (default: least outstanding of two) or wrr
+	Window       WindowSettings  `yaml:"window"`
+	Breaker      BreakerSettings `yaml:"breaker"`
+	SAF          SAFSettings     `yaml:"saf"`
 	// RoutesCheck is how often the routing rules' file is checked for
 	// changes (routes_file, or the configuration file holding routes).
 	RoutesCheck time.Duration `yaml:"routes_check"`
+}
+
+// WindowSettings shape the adaptive in-flight window of every destination
+// endpoint (AIMD on latency): it starts at Initial, grows by one per window
+// of answers faster than Target, shrinks by a tenth when they are slower
+// or fail, within Min..Max.
+type WindowSettings struct {
+	Initial int           `yaml:"initial"`
+	Min     int           `yaml:"min"`
+	Max     int           `yaml:"max"`
+	Target  time.Duration `yaml:"target"`
+}
+
+// BreakerSettings: an endpoint is ejected after Failures consecutive
+// failures, for Cooldown (doubling on each failed probe).
+type BreakerSettings struct {
+	Failures int           `yaml:"failures"`
+	Cooldown time.Duration `yaml:"cooldown"`
+}
+
+// SAFSettings tune the store-and-forward queue of reversal advices and
+// advices for destinations that are down. Attempts back off from
+// BackoffMin to BackoffMax; an advice older than MaxAge goes to the dead
+// letters (0: never).
+type SAFSettings struct {
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
+	MaxAge     time.Duration `yaml:"max_age"`
+}
+
+// Rate is a token-bucket limit: PerSecond requests on average, Burst at
+// once.
+type Rate struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
 }
 
 // DemoBIN is the BIN of the demo cards; the two digits after it are the
@@ -158,7 +209,12 @@ func DefaultConfig() Config {
 			Regions: map[string]string{"11": "beijing", "31": "shanghai"},
 		}},
 		Ledger: LedgerSettings{MaxBatch: 256},
-		Switch: SwitchSettings{Timeout: 10 * time.Second, RoutesCheck: 10 * time.Second},
+		Switch: SwitchSettings{
+			Timeout: 10 * time.Second, RoutesCheck: 10 * time.Second,
+			Window:  WindowSettings{Initial: 256, Min: 8, Max: 4096, Target: 100 * time.Millisecond},
+			Breaker: BreakerSettings{Failures: 5, Cooldown: 5 * time.Second},
+			SAF:     SAFSettings{BackoffMin: time.Second, BackoffMax: 5 * time.Minute},
+		},
 	}
 }
 
@@ -295,6 +351,7 @@ func (c Config) Validate() error {
 	if _, err := c.RoutingTable(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateFlow()...)
 	return errors.Join(errs...)
 }
 
@@ -329,4 +386,38 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// validateFlow checks the switch's flow control settings and the channels'
+// rate limits.
+func (c Config) validateFlow() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	sw := c.Switch
+	if sw.OverloadCode != "" && len(sw.OverloadCode) != 2 {
+		bad("switch.overload_code", "%q must be a two-character response code", sw.OverloadCode)
+	}
+	if _, err := switching.ParseStrategy(sw.Balance); err != nil {
+		bad("switch.balance", "%q: want p2c or wrr", sw.Balance)
+	}
+	w := sw.Window
+	if w.Min < 1 || w.Max < w.Min || w.Initial < w.Min || w.Initial > w.Max || w.Target <= 0 {
+		bad("switch.window", "want 1 <= min <= initial <= max and a positive target (got %d, %d, %d, %v)", w.Min, w.Initial, w.Max, w.Target)
+	}
+	if sw.Breaker.Failures < 1 || sw.Breaker.Cooldown <= 0 {
+		bad("switch.breaker", "failures must be at least 1 and cooldown positive")
+	}
+	if sw.SAF.BackoffMin <= 0 || sw.SAF.BackoffMax < sw.SAF.BackoffMin || sw.SAF.MaxAge < 0 {
+		bad("switch.saf", "want 0 < backoff_min <= backoff_max and max_age >= 0")
+	}
+	for i, ch := range c.Channels {
+		for key, r := range map[string]*Rate{"rate": ch.Rate, "identity_rate": ch.IdentityRate} {
+			if r != nil && (r.PerSecond <= 0 || r.Burst < 1) {
+				bad(fmt.Sprintf("channels[%d].%s", i, key), "per_second must be positive and burst at least 1")
+			}
+		}
+	}
+	return errs
 }

@@ -313,11 +313,16 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
-	t.Run("metrics count requests by channel and response code", func(t *testing.T) {
+	t.Run("metrics count requests by channel, route and response code", func(t *testing.T) {
 		body := get(t, "http://"+n.HTTPAddr().String()+"/metrics")
 		for _, want := range []string{
-			`junction_switch_requests_total{channel="pos",mti="0200",rc="00"}`,
-			`junction_switch_requests_total{channel="pos",mti="0200",rc="51"}`,
+			`junction_switch_requests_total{channel="pos",mti="0200",rc="00",route="demo-cards"}`,
+			`junction_switch_requests_total{channel="pos",mti="0200",rc="51",route="demo-cards"}`,
+			`junction_switch_stage_seconds_bucket{stage="front"`,
+			`junction_switch_stage_seconds_bucket{stage="destination"`,
+			`junction_routing_decisions_total{rule="demo-cards"}`,
+			`junction_switch_endpoint_in_flight{destination="beijing",endpoint="beijing"}`,
+			`junction_switch_saf_depth{destination="beijing"} 0`,
 			`junction_switch_request_duration_seconds_bucket{channel="web"`,
 			`junction_front_connections_open{channel="pos"}`,
 			`junction_ledger_batch_size_bucket`,

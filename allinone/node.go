@@ -33,6 +33,7 @@ type Node struct {
 
 	shards   map[string]*ledger.Shard
 	remotes  []*remoteRegion // regions whose shard runs in its own process
+	saf      *switching.SAF
 	front    *front.Server
 	wires    map[string]Wire     // channel → dialect and framing
 	addrs    map[string]net.Addr // channel → bound address
@@ -96,7 +97,7 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 				return nil, fmt.Errorf("region %s: %w", r.Name, err)
 			}
 			n.remotes = append(n.remotes, d)
-			dests[r.Name] = d
+			dests[r.Name] = d.pool
 			continue
 		}
 		s, err := ledger.Open(ledger.Options{
@@ -110,7 +111,18 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 			return nil, fmt.Errorf("region %s: %w", r.Name, err)
 		}
 		n.shards[r.Name] = s
-		dests[r.Name] = ledger.NewHost(s)
+		// One endpoint, in-process; the pool gives it a window and a
+		// breaker like any other.
+		if dests[r.Name], err = n.pool(r.Name, []switching.Member{{Name: r.Name, Dest: ledger.NewHost(s)}}); err != nil {
+			return nil, err
+		}
+	}
+	if n.saf, err = switching.OpenSAF(switching.SAFOptions{
+		Dir: filepath.Join(cfg.DataDir, "saf"), Dialect: codec.ISO87ASCII(), Destinations: dests,
+		BackoffMin: cfg.Switch.SAF.BackoffMin, BackoffMax: cfg.Switch.SAF.BackoffMax, MaxAge: cfg.Switch.SAF.MaxAge,
+		Timeout: cfg.Switch.Timeout, Logger: log, Registerer: n.registry,
+	}); err != nil {
+		return nil, err
 	}
 
 	routes, err := cfg.RoutingTable()
@@ -136,9 +148,19 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 			return nil, err
 		}
 	}
+	channelRates, identityRates := map[string]switching.Rate{}, map[string]switching.Rate{}
+	for _, ch := range cfg.Channels {
+		if r := ch.Rate; r != nil {
+			channelRates[ch.Name] = switching.Rate{PerSecond: r.PerSecond, Burst: r.Burst}
+		}
+		if r := ch.IdentityRate; r != nil {
+			identityRates[ch.Name] = switching.Rate{PerSecond: r.PerSecond, Burst: r.Burst}
+		}
+	}
 	n.sw, err = switching.New(switching.Options{
 		Routes: routes, Destinations: dests, Logger: log, Registerer: n.registry, Timeout: cfg.Switch.Timeout,
-		Inbound: inbound,
+		Inbound: inbound, Match: cfg.Switch.Match, OverloadCode: cfg.Switch.OverloadCode,
+		ChannelRates: channelRates, IdentityRates: identityRates, SAF: n.saf,
 	})
 	if err != nil {
 		return nil, err
@@ -292,6 +314,13 @@ func (n *Node) stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("drain: %w", err))
 		}
 	}
+	if n.saf != nil {
+		// Before the links and shards it delivers to: an advice in flight
+		// is cut short and stays queued for the next start.
+		if err := n.saf.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("saf: %w", err))
+		}
+	}
 	for _, r := range n.remotes {
 		if err := r.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("region %s: links: %w", r.name, err))
@@ -309,6 +338,21 @@ func (n *Node) stop(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// pool is a destination's endpoints behind the configured balancing, breaker
+// and in-flight window.
+func (n *Node) pool(name string, members []switching.Member) (*switching.Pool, error) {
+	strategy, _ := switching.ParseStrategy(n.cfg.Switch.Balance) // validated
+	w := n.cfg.Switch.Window
+	return switching.NewPool(name, members, switching.PoolOptions{
+		Strategy: strategy, FailureThreshold: n.cfg.Switch.Breaker.Failures, Cooldown: n.cfg.Switch.Breaker.Cooldown,
+		Window: &switching.WindowOptions{Initial: w.Initial, Min: w.Min, Max: w.Max, Target: w.Target},
+		Logger: n.log, Registerer: n.registry,
+	})
+}
+
+// SAF is the switch's store-and-forward queue of advices.
+func (n *Node) SAF() *switching.SAF { return n.saf }
 
 // Addr is the bound address of a channel listener (nil if none).
 func (n *Node) Addr(channel string) net.Addr { return n.addrs[channel] }

@@ -1,7 +1,6 @@
 package allinone
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -181,12 +180,12 @@ func (c Config) validateRemotes() []error {
 	return errs
 }
 
-// remoteRegion is the destination of a region reached over links: one
-// Link per endpoint, each request to the endpoint that is not down and has
-// the fewest requests outstanding.
+// remoteRegion is a region reached over links: one Link per endpoint,
+// balanced by a switching.Pool (breaker, window, least outstanding).
 type remoteRegion struct {
 	name  string
 	links []*front.Link
+	pool  *switching.Pool
 }
 
 // remoteDestination is the destination of a region reached over links:
@@ -211,6 +210,7 @@ func (n *Node) remoteDestination(r Region) (*remoteRegion, error) {
 		return nil, err
 	}
 	d := &remoteRegion{name: r.Name}
+	var members []switching.Member
 	for i, ep := range rw.endpoints {
 		l, err := front.NewLink(front.LinkOptions{
 			Name: fmt.Sprintf("%s-%d", r.Name, i+1), Addr: ep, TLS: tlsCfg, Map: m,
@@ -224,28 +224,13 @@ func (n *Node) remoteDestination(r Region) (*remoteRegion, error) {
 			return nil, err
 		}
 		d.links = append(d.links, l)
+		members = append(members, switching.Member{Name: l.Name(), Dest: l})
+	}
+	if d.pool, err = n.pool(r.Name, members); err != nil {
+		d.Close()
+		return nil, err
 	}
 	return d, nil
-}
-
-// Exchange sends req to the endpoint that is not down with the fewest
-// requests outstanding. Nothing up, or a connection lost under the
-// request, is switching.ErrUnavailable: the switch answers 91.
-func (d *remoteRegion) Exchange(ctx context.Context, req, resp *codec.Message) error {
-	var best *front.Link
-	for _, l := range d.links {
-		if l.Health() != front.Down && (best == nil || l.Outstanding() < best.Outstanding()) {
-			best = l
-		}
-	}
-	if best == nil {
-		return fmt.Errorf("%w: region %s: no endpoint is up", switching.ErrUnavailable, d.name)
-	}
-	err := best.Exchange(ctx, req, resp)
-	if errors.Is(err, front.ErrUnavailable) {
-		return fmt.Errorf("%w: region %s: %w", switching.ErrUnavailable, d.name, err)
-	}
-	return err
 }
 
 // Close closes the links, answering what is in flight first.

@@ -31,7 +31,8 @@ type Peer struct {
 // did decode (at least the MTI when it is valid), cause says why; it fills
 // resp and reports whether to send it. When Reject sends nothing for a
 // frame without a valid MTI, the stream is not trusted any more and the
-// connection is closed.
+// connection is closed. Serve's ctx tells when the request's frame was read
+// (Received) and must not be kept after Serve returns.
 type Handler interface {
 	Serve(ctx context.Context, p *Peer, req, resp *codec.Message) bool
 	Reject(p *Peer, req *codec.Message, cause error, resp *codec.Message) bool
@@ -142,6 +143,7 @@ type exchange struct {
 	req, resp codec.Message
 	header    [codec.MaxHeader]byte
 	headerLen int
+	ctx       requestContext
 }
 
 // NewServer returns a server with no listeners.

@@ -1,10 +1,12 @@
 package front
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"github.com/junction-switch/junction/codec"
 )
@@ -51,6 +53,7 @@ func (s *session) accept(header, payload []byte) (*exchange, action) {
 	}
 	ch := &s.l.ch
 	x := s.srv.pool.Get().(*exchange)
+	x.ctx.received = time.Now()
 	x.headerLen = copy(x.header[:], header)
 	ch.Framing.MirrorHeader(x.header[:x.headerLen])
 	x.req.Reset(ch.Dialect)
@@ -140,7 +143,8 @@ func (s *session) serve(x *exchange) (write bool) {
 			write = false
 		}
 	}()
-	if s.srv.h.Serve(s.srv.base, &s.peer, &x.req, &x.resp) {
+	x.ctx.Context = s.srv.base
+	if s.srv.h.Serve(&x.ctx, &s.peer, &x.req, &x.resp) {
 		return true
 	}
 	s.release(x)
@@ -159,3 +163,32 @@ func (s *session) pack(buf []byte, x *exchange) []byte {
 }
 
 func (s *session) release(x *exchange) { s.srv.pool.Put(x) }
+
+// requestContext is the context Handler.Serve gets: the server's, which
+// ends when a drain gives up, plus when the request's frame was read. It
+// lives in the pooled exchange, so handing it over allocates nothing; a
+// handler must not keep it after Serve returns.
+type requestContext struct {
+	context.Context
+	received time.Time
+}
+
+type receivedKey struct{}
+
+func (c *requestContext) Value(key any) any {
+	if key == (receivedKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// Received is when the frame of the request that ctx serves was read and
+// cut, as Handler.Serve's context carries it; the zero time for any other
+// context. The time from it to the handler is the front's share of the
+// request's latency: decoding, and waiting for a goroutine.
+func Received(ctx context.Context) time.Time {
+	if c, ok := ctx.Value(receivedKey{}).(*requestContext); ok {
+		return c.received
+	}
+	return time.Time{}
+}

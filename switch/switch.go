@@ -27,6 +27,11 @@ type Destination interface {
 // the switch answers 91 (issuer inoperative) instead of 96.
 var ErrUnavailable = errors.New("switch: destination unavailable")
 
+// ErrOverloaded is returned by a destination whose in-flight window is
+// full: the request was not sent, and the switch declines it at once
+// (Options.OverloadCode) rather than queueing it or sending it elsewhere.
+var ErrOverloaded = errors.New("switch: destination window full")
+
 // Options configures a Switch.
 type Options struct {
 	Routes       *routing.Table
@@ -40,6 +45,25 @@ type Options struct {
 	// channel). Requests are converted in, served as any other, and their
 	// answers converted back. Channels of the same layout need none.
 	Inbound map[string]*codec.Map
+
+	// Match lists the matching key's fields besides the response MTI
+	// (default DefaultMatch). A request whose key is already in flight is
+	// answered 94 and never takes the original's place.
+	Match []int
+	// ChannelRates limits each channel's requests with a token bucket;
+	// IdentityRates limits each client identity within a channel, by
+	// channel name. A channel without an entry is not limited. Reversals
+	// are never limited: they undo work, and refusing them leaves it done.
+	ChannelRates, IdentityRates map[string]Rate
+	// OverloadCode answers a request refused by a rate limit or a full
+	// destination window; default 91.
+	OverloadCode string
+	// SAF carries, when set, the reversal advice of every request whose
+	// destination may have acted on it without answering (a timeout, a
+	// connection lost under it), and the advices (0220, 0420) from channels
+	// whose destination cannot take them now. Without it such requests are
+	// logged as needing a reversal by hand.
+	SAF *SAF
 }
 
 // Switch is the request pipeline. It implements front.Handler.
@@ -51,6 +75,14 @@ type Switch struct {
 	timeout time.Duration
 	metrics *metrics
 	scratch sync.Pool // *converted
+
+	inFlight   *inFlight
+	channels   map[string]*Bucket  // rate per channel
+	identities map[string]*Buckets // rate per identity, by channel
+	epoch      time.Time           // the buckets' clock: nanoseconds since
+	overload   string
+	saf        *SAF
+	reversals  sync.Pool // *codec.Message
 }
 
 // converted is a request in the switch's dialect, its answer, and what the
@@ -72,15 +104,41 @@ func New(o Options) (*Switch, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
+	if o.OverloadCode == "" {
+		o.OverloadCode = codec.RCIssuerUnavailable
+	}
+	if len(o.OverloadCode) != 2 {
+		return nil, fmt.Errorf("switch: overload code %q is not a two-character response code", o.OverloadCode)
+	}
+	if o.Match == nil {
+		o.Match = DefaultMatch
+	}
 	s := &Switch{
 		dests: o.Destinations, inbound: o.Inbound, log: log, timeout: o.Timeout,
 		metrics: newMetrics(o.Registerer), scratch: sync.Pool{New: func() any { return new(converted) }},
+		channels: map[string]*Bucket{}, identities: map[string]*Buckets{}, epoch: time.Now(),
+		overload: o.OverloadCode, saf: o.SAF,
+	}
+	s.reversals.New = func() any { return codec.NewMessage(codec.ISO87ASCII()) }
+	var err error
+	if s.inFlight, err = newInFlight(codec.ISO87ASCII(), o.Match); err != nil {
+		return nil, err
+	}
+	for ch, r := range o.ChannelRates {
+		s.channels[ch] = NewBucket(r)
+	}
+	for ch, r := range o.IdentityRates {
+		s.identities[ch] = NewBuckets(r, maxIdentities)
 	}
 	if err := s.SetRoutes(o.Routes); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
+
+// maxIdentities bounds the identity buckets of one channel; identities
+// beyond it share one bucket (see Buckets).
+const maxIdentities = 100_000
 
 // routeSet is a routing table with the decision counter of each of its
 // rules, resolved once, so that counting a decision costs an increment.
@@ -134,7 +192,7 @@ func (s *Switch) serveConverted(ctx context.Context, p *front.Peer, m *codec.Map
 	mti, _ := req.MTI()
 	if !codec.IsRequest(mti) {
 		s.log.Debug("unsolicited message dropped", "channel", p.Channel, "mti", string(mti[:]))
-		s.metrics.count(p.Channel, mti, [2]byte{'-', '-'})
+		s.metrics.count(p.Channel, "", mti, [2]byte{'-', '-'})
 		return false
 	}
 	c := s.scratch.Get().(*converted)
@@ -145,7 +203,7 @@ func (s *Switch) serveConverted(ctx context.Context, p *front.Peer, m *codec.Map
 		// say): a format error, in the channel's own codes.
 		field, _ := codec.FieldOf(err)
 		s.log.Warn("request does not convert", "channel", p.Channel, "map", m.Name(), "field", field, "err", err)
-		s.metrics.count(p.Channel, mti, [2]byte{'3', '0'})
+		s.metrics.count(p.Channel, "", mti, [2]byte{'3', '0'})
 		return s.answer(req, resp, m.ResponseCode(codec.RCFormatError, mti[1]))
 	}
 	if !s.serve(ctx, p, &c.req, &c.resp) {
@@ -171,101 +229,6 @@ func (s *Switch) answer(req, resp *codec.Message, rc string) bool {
 	return true
 }
 
-// serve answers one request in the switch's dialect.
-func (s *Switch) serve(ctx context.Context, p *front.Peer, req, resp *codec.Message) bool {
-	start := time.Now()
-	mti, _ := req.MTI()
-	if !codec.IsRequest(mti) {
-		// A response or notification from a terminal: nothing to answer.
-		s.log.Debug("unsolicited message dropped", "channel", p.Channel, "mti", string(mti[:]))
-		s.metrics.count(p.Channel, mti, [2]byte{'-', '-'})
-		return false
-	}
-	dest, rc := s.dispatch(ctx, p, mti, req, resp)
-	if rc != "" {
-		// The switch answers itself: start from the request again, since a
-		// destination that failed may have left resp half built.
-		if err := resp.InitResponse(req); err != nil {
-			return false
-		}
-		_ = resp.SetString(39, rc)
-	}
-	got := resp.Get(39)
-	var code [2]byte
-	copy(code[:], got)
-	s.metrics.observe(p.Channel, mti, code, time.Since(start))
-	if s.log.Enabled(ctx, slog.LevelDebug) {
-		s.log.Debug("request answered", "channel", p.Channel, "identity", p.Identity, "mti", string(mti[:]),
-			"pan", codec.MaskPAN(req.Get(2)), "stan", string(req.Get(11)), "terminal", string(req.Get(41)),
-			"dest", dest, "rc", string(got))
-	}
-	return true
-}
-
-// dispatch does the work for one request. It returns the destination that
-// answered, or the response code the switch answers with itself.
-func (s *Switch) dispatch(ctx context.Context, p *front.Peer, mti [4]byte, req, resp *codec.Message) (dest, rc string) {
-	switch mti[1] {
-	case codec.ClassAuthorization, codec.ClassFinancial:
-	default:
-		// Network management is answered at the edge (package front);
-		// reversals, advices of other classes and the rest are not yet.
-		return "", codec.RCInvalidTransaction
-	}
-	if !req.Has(2) && !req.Has(102) || !req.Has(3) || !req.Has(7) || !req.Has(11) || !req.Has(41) {
-		return "", codec.RCFormatError
-	}
-	if !req.Has(32) && p.Institution != "" {
-		// The acquiring institution is the channel's: it makes the
-		// transaction id unique across channels that reuse terminal ids.
-		if err := req.SetString(32, p.Institution); err != nil {
-			return "", codec.RCSystemError
-		}
-	}
-	in := routing.Input{
-		Channel: p.Channel, Identity: p.Identity, MTI: mti,
-		PCode: req.Get(3), PAN: req.Get(2), Account: req.Get(102),
-	}
-	in.Amount, in.HasAmount = digitsValue(req.Get(4))
-	if c, ok := digitsValue(req.Get(49)); ok {
-		in.Currency = uint16(c)
-	}
-	routes := s.routes.Load()
-	decision := routes.table.Decide(&in)
-	if decision.Index >= 0 {
-		routes.counters[decision.Index].Inc()
-	} else {
-		routes.none.Inc()
-	}
-	if decision.Decline != "" {
-		return "", decision.Decline
-	}
-	d := s.dests[decision.Destination]
-	if d == nil {
-		return decision.Destination, codec.RCNoRoute
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	if err := d.Exchange(ctx, req, resp); err != nil {
-		s.log.Warn("destination failed", "channel", p.Channel, "dest", decision.Destination,
-			"mti", string(mti[:]), "stan", string(req.Get(11)), "terminal", string(req.Get(41)), "err", err)
-		switch {
-		case errors.Is(err, ErrUnavailable), errors.Is(err, front.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-			return decision.Destination, codec.RCIssuerUnavailable
-		case errors.Is(err, front.ErrDuplicateKey):
-			// The same matching key is in flight: a retransmission before
-			// the first answer. The first keeps its place.
-			return decision.Destination, codec.RCDuplicate
-		}
-		return decision.Destination, codec.RCSystemError
-	}
-	if !resp.Has(39) {
-		s.log.Error("destination answered without a response code", "dest", decision.Destination)
-		return decision.Destination, codec.RCSystemError
-	}
-	return decision.Destination, ""
-}
-
 // digitsValue reads a numeric field of at most 18 digits; false when it is
 // absent or not all digits.
 func digitsValue(v []byte) (int64, bool) {
@@ -288,7 +251,7 @@ func digitsValue(v []byte) (int64, bool) {
 func (s *Switch) Reject(p *front.Peer, req *codec.Message, cause error, resp *codec.Message) bool {
 	mti, ok := req.MTI()
 	if !ok || resp.InitResponse(req) != nil {
-		s.metrics.count(p.Channel, [4]byte{'-', '-', '-', '-'}, [2]byte{'-', '-'})
+		s.metrics.count(p.Channel, "", [4]byte{'-', '-', '-', '-'}, [2]byte{'-', '-'})
 		return false
 	}
 	rc := codec.RCFormatError
@@ -301,6 +264,6 @@ func (s *Switch) Reject(p *front.Peer, req *codec.Message, cause error, resp *co
 	if err := resp.SetString(39, rc); err != nil {
 		return false
 	}
-	s.metrics.count(p.Channel, mti, [2]byte{rc[0], rc[1]})
+	s.metrics.count(p.Channel, "", mti, [2]byte{rc[0], rc[1]})
 	return true
 }
