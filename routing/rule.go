@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -65,6 +66,12 @@ type Rule struct {
 	Decline     string            `yaml:"decline"` // a two-character response code
 	Alternates  []string          `yaml:"alternates"`
 
+	// Timeout bounds the destination's answer (0: the switch's default);
+	// when it passes, the channel gets TimeoutCode (91 by default, or 68)
+	// and the request is reversed.
+	Timeout     time.Duration `yaml:"timeout"`
+	TimeoutCode string        `yaml:"timeout_code"`
+
 	// Line is where the rule starts in its YAML file (0 when it was not
 	// read from one), for error messages and explanations.
 	Line int `yaml:"-"`
@@ -109,7 +116,8 @@ func (b *BINs) UnmarshalYAML(n *yaml.Node) error {
 }
 
 var ruleKeys = []string{"name", "channels", "identities", "mti", "pcode", "bin", "amount", "currency",
-	"luhn", "min_length", "max_length", "destination", "region", "regions", "decline", "alternates"}
+	"luhn", "min_length", "max_length", "destination", "region", "regions", "decline", "alternates",
+	"timeout", "timeout_code"}
 
 // UnmarshalYAML decodes a rule, refusing keys it does not know (with their
 // line, since a misspelt condition would otherwise widen the rule

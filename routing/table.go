@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/junction-switch/junction/ledger"
 )
@@ -37,6 +38,11 @@ type Decision struct {
 	Destination string
 	Alternates  []string
 	Decline     string
+	// Timeout and TimeoutCode are the rule's: how long the destination
+	// has (0: the caller's default) and what the channel gets when it
+	// does not answer in time ("" : the caller's default).
+	Timeout     time.Duration
+	TimeoutCode string
 }
 
 // maxBIN is the longest BIN a rule may give (BASE24-eps's PAN prefix
@@ -227,6 +233,14 @@ func compile(rules []Rule, i int, destinations map[string]bool, names map[string
 	}
 	if outcomes != 1 {
 		bad("needs exactly one outcome: destination, a region split (region and regions), or decline")
+	}
+	if r.Timeout < 0 || r.Timeout > 5*time.Minute {
+		bad("timeout: %v must be between 0 (the switch's default) and 5m", r.Timeout)
+	}
+	switch r.TimeoutCode {
+	case "", "91", "68":
+	default:
+		bad("timeout_code: %q: want 91 (issuer unavailable) or 68 (response received too late)", r.TimeoutCode)
 	}
 	seen := map[string]bool{r.Destination: true}
 	for _, a := range r.Alternates {
@@ -484,7 +498,7 @@ func (r *rule) decide(in *Input, index int) Decision {
 		d.Decline = InvalidCard
 		return d
 	}
-	d.Alternates = r.Alternates
+	d.Alternates, d.Timeout, d.TimeoutCode = r.Alternates, r.Timeout, r.TimeoutCode
 	if r.Region == nil {
 		d.Destination = r.Destination
 		return d
