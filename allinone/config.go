@@ -123,11 +123,14 @@ type SwitchSettings struct {
 	Match []int `yaml:"match"`
 	// OverloadCode answers requests refused by a rate limit or a full
 	// window: 91 by default.
-	OverloadCode string          `yaml:"overload_code"`
-	Balance      string          `yaml:"balance"` // p2c (default: least outstanding of two) or wrr
-	Window       WindowSettings  `yaml:"window"`
-	Breaker      BreakerSettings `yaml:"breaker"`
-	SAF          SAFSettings     `yaml:"saf"`
+	OverloadCode string `yaml:"overload_code"`
+	// QueueBudget declines a request that waited longer than this between
+	// its frame being read and the switch taking it up (0: no budget).
+	QueueBudget time.Duration   `yaml:"queue_budget"`
+	Balance     string          `yaml:"balance"` // p2c (default: least outstanding of two) or wrr
+	Window      WindowSettings  `yaml:"window"`
+	Breaker     BreakerSettings `yaml:"breaker"`
+	SAF         SAFSettings     `yaml:"saf"`
 	// RoutesCheck is how often the routing rules' file is checked for
 	// changes (routes_file, or the configuration file holding routes).
 	RoutesCheck time.Duration `yaml:"routes_check"`
@@ -210,7 +213,7 @@ func DefaultConfig() Config {
 		}},
 		Ledger: LedgerSettings{MaxBatch: 256},
 		Switch: SwitchSettings{
-			Timeout: 10 * time.Second, RoutesCheck: 10 * time.Second,
+			Timeout: 10 * time.Second, RoutesCheck: 10 * time.Second, QueueBudget: 5 * time.Second,
 			Window:  WindowSettings{Initial: 256, Min: 8, Max: 4096, Target: 100 * time.Millisecond},
 			Breaker: BreakerSettings{Failures: 5, Cooldown: 5 * time.Second},
 			SAF:     SAFSettings{BackoffMin: time.Second, BackoffMax: 5 * time.Minute},
@@ -396,6 +399,9 @@ func (c Config) validateFlow() []error {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
 	sw := c.Switch
+	if sw.QueueBudget < 0 {
+		bad("switch.queue_budget", "%v must not be negative (0: no budget)", sw.QueueBudget)
+	}
 	if sw.OverloadCode != "" && len(sw.OverloadCode) != 2 {
 		bad("switch.overload_code", "%q must be a two-character response code", sw.OverloadCode)
 	}
@@ -413,9 +419,12 @@ func (c Config) validateFlow() []error {
 		bad("switch.saf", "want 0 < backoff_min <= backoff_max and max_age >= 0")
 	}
 	for i, ch := range c.Channels {
-		for key, r := range map[string]*Rate{"rate": ch.Rate, "identity_rate": ch.IdentityRate} {
-			if r != nil && (r.PerSecond <= 0 || r.Burst < 1) {
-				bad(fmt.Sprintf("channels[%d].%s", i, key), "per_second must be positive and burst at least 1")
+		for _, r := range []struct {
+			key  string
+			rate *Rate
+		}{{"rate", ch.Rate}, {"identity_rate", ch.IdentityRate}} {
+			if r.rate != nil && (r.rate.PerSecond <= 0 || r.rate.Burst < 1) {
+				bad(fmt.Sprintf("channels[%d].%s", i, r.key), "per_second must be positive and burst at least 1")
 			}
 		}
 	}

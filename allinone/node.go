@@ -159,7 +159,7 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 	}
 	n.sw, err = switching.New(switching.Options{
 		Routes: routes, Destinations: dests, Logger: log, Registerer: n.registry, Timeout: cfg.Switch.Timeout,
-		Inbound: inbound, Match: cfg.Switch.Match, OverloadCode: cfg.Switch.OverloadCode,
+		Inbound: inbound, Match: cfg.Switch.Match, OverloadCode: cfg.Switch.OverloadCode, QueueBudget: cfg.Switch.QueueBudget,
 		ChannelRates: channelRates, IdentityRates: identityRates, SAF: n.saf,
 	})
 	if err != nil {

@@ -182,6 +182,13 @@ func (c *requestContext) Value(key any) any {
 	return c.Context.Value(key)
 }
 
+// WithReceived is a context carrying received as the time a request's
+// frame was read, as Handler.Serve's does: for handlers called by other
+// means (tests, replays).
+func WithReceived(parent context.Context, received time.Time) context.Context {
+	return &requestContext{Context: parent, received: received}
+}
+
 // Received is when the frame of the request that ctx serves was read and
 // cut, as Handler.Serve's context carries it; the zero time for any other
 // context. The time from it to the handler is the front's share of the

@@ -22,6 +22,7 @@ const (
 	declineUnavailable
 	declineTimeout
 	declineBadAnswer
+	declineBudget
 	declineCount
 )
 
@@ -29,7 +30,7 @@ var declineNames = [declineCount]string{
 	declineNone: "none", declineUnsupported: "unsupported", declineFormat: "format",
 	declineRateChannel: "rate_channel", declineRateIdentity: "rate_identity", declineDuplicate: "duplicate",
 	declineRoute: "route", declineWindow: "window", declineUnavailable: "unavailable",
-	declineTimeout: "timeout", declineBadAnswer: "bad_answer",
+	declineTimeout: "timeout", declineBadAnswer: "bad_answer", declineBudget: "budget",
 }
 
 // stageTimes is where one request's time went: from its frame being read
@@ -95,7 +96,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	declines := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "junction", Subsystem: "switch", Name: "declines_total",
-		Help: "Requests the switch answered itself, by reason: unsupported, format, rate_channel, rate_identity, duplicate, route, window, unavailable, timeout, bad_answer.",
+		Help: "Requests the switch answered itself, by reason: unsupported, format, rate_channel, rate_identity, duplicate, route, window, unavailable, timeout, bad_answer, budget.",
 	}, []string{"reason"})
 	for i := declineUnsupported; i < declineCount; i++ {
 		m.declines[i] = declines.WithLabelValues(declineNames[i])

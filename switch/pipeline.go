@@ -90,7 +90,12 @@ func (s *Switch) dispatch(ctx context.Context, p *front.Peer, mti [4]byte, req, 
 		}
 	}
 
-	// Admission: rate limits, then the matching key. Both refuse at once.
+	// Admission: the queue-time budget, rate limits, then the matching key.
+	// Each refuses at once.
+	if s.budget > 0 && time.Since(o.received) > s.budget {
+		decline(s.overload, declineBudget)
+		return
+	}
 	if mti[1] != codec.ClassReversal {
 		now := int64(time.Since(s.epoch))
 		if b := s.channels[p.Channel]; b != nil && !b.Take(now) {
@@ -155,15 +160,33 @@ func (s *Switch) dispatch(ctx context.Context, p *front.Peer, mti [4]byte, req, 
 			// Only StandIn can be missing: SetRoutes checked the rest.
 			continue
 		}
+		out := req // what the destination gets: req, or req re-stamped
+		var rs *restamped
+		if s.restamp[name] {
+			rs = s.outbound.Get().(*restamped)
+			if err := s.stamp(rs, req); err != nil {
+				s.outbound.Put(rs)
+				s.log.Error("request does not re-stamp", "dest", name, "err", err)
+				decline(codec.RCSystemError, declineFormat)
+				return
+			}
+			out = &rs.req
+		}
 		t0 := time.Now()
 		dctx, cancel := context.WithTimeout(ctx, timeout)
-		err := dest.Exchange(dctx, req, resp)
+		err := dest.Exchange(dctx, out, resp)
 		cancel()
 		o.destTime += time.Since(t0)
+		if rs != nil {
+			if err == nil {
+				err = restore(resp, req)
+			}
+			defer s.outbound.Put(rs) // after any reversal of it below
+		}
 		if err == nil {
 			if !resp.Has(39) {
 				s.log.Error("destination answered without a response code", "dest", name)
-				s.reverse(name, mti, req, "answer without a response code")
+				s.reverse(name, mti, out, "answer without a response code")
 				decline(codec.RCSystemError, declineBadAnswer)
 			}
 			return
@@ -189,7 +212,8 @@ func (s *Switch) dispatch(ctx context.Context, p *front.Peer, mti [4]byte, req, 
 			o.rc = codec.RCApproved
 			return
 		}
-		s.reverse(name, mti, req, err.Error())
+		// The destination knows the request by what it was sent: out.
+		s.reverse(name, mti, out, err.Error())
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
 			decline(timeoutCode, declineTimeout)
@@ -252,4 +276,57 @@ func (s *Switch) reverse(dest string, mti [4]byte, req *codec.Message, why strin
 	}
 	s.metrics.reversal("queued")
 	log.Warn("reversal advice queued")
+}
+
+// restamped is a request with the switch's own STAN and RRN.
+type restamped struct{ req codec.Message }
+
+// stamp makes rs.req a copy of req with the switch's next STAN in 11 and a
+// retrieval reference number in 37 (YDDDhh and the STAN: unique for the
+// switch within a year).
+func (s *Switch) stamp(rs *restamped, req *codec.Message) error {
+	rs.req.Reset(req.Dialect())
+	mti, _ := req.MTI()
+	if err := rs.req.SetMTI(mti); err != nil {
+		return err
+	}
+	for id := 2; id <= codec.MaxField; id++ {
+		if req.Has(id) {
+			if err := rs.req.Copy(req, id); err != nil {
+				return err
+			}
+		}
+	}
+	n := s.stan.Add(1)%999999 + 1
+	var stan [6]byte
+	for i := 5; i >= 0; i-- {
+		stan[i] = byte('0' + n%10)
+		n /= 10
+	}
+	now := time.Now().UTC()
+	var rrn [12]byte
+	rrn[0] = byte('0' + now.Year()%10)
+	day, hour := now.YearDay(), now.Hour()
+	rrn[1], rrn[2], rrn[3] = byte('0'+day/100), byte('0'+day/10%10), byte('0'+day%10)
+	rrn[4], rrn[5] = byte('0'+hour/10), byte('0'+hour%10)
+	copy(rrn[6:], stan[:])
+	if err := rs.req.Set(11, stan[:]); err != nil {
+		return err
+	}
+	return rs.req.Set(37, rrn[:])
+}
+
+// restore puts the channel's STAN and RRN (or their absence) back on the
+// answer.
+func restore(resp, req *codec.Message) error {
+	for _, id := range []int{11, 37} {
+		if v := req.Get(id); v != nil {
+			if err := resp.Set(id, v); err != nil {
+				return err
+			}
+		} else {
+			resp.Del(id)
+		}
+	}
+	return nil
 }

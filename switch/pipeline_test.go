@@ -374,3 +374,90 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, label, value str
 	}
 	return 0
 }
+
+// recordingShard notes the STAN and RRN each request reaches it with.
+type recordingShard struct {
+	host       ledger.Host
+	slow       *slowShard
+	mu         sync.Mutex
+	stans      []string
+	rrns       []string
+	reversed90 []string
+}
+
+func (r *recordingShard) Exchange(ctx context.Context, req, resp *codec.Message) error {
+	r.mu.Lock()
+	mti, _ := req.MTI()
+	if mti[1] == codec.ClassReversal {
+		r.reversed90 = append(r.reversed90, string(req.Get(90)))
+	} else {
+		r.stans, r.rrns = append(r.stans, string(req.Get(11))), append(r.rrns, string(req.Get(37)))
+	}
+	r.mu.Unlock()
+	return r.slow.Exchange(ctx, req, resp)
+}
+
+// TestRestamping: a destination marked for re-stamping gets the switch's
+// STAN and RRN, the channel gets its own back; a timeout there is reversed
+// under the numbers the destination knows.
+func TestRestamping(t *testing.T) {
+	shard := openShard(t)
+	rec := &recordingShard{slow: &slowShard{host: ledger.NewHost(shard)}}
+	dests := map[string]switching.Destination{"beijing": rec}
+	q := openSAF(t, nil, dests)
+	routes := cardRoutes(t, routing.Rule{Name: "cards", BIN: routing.BINs{"629990"}, Destination: "beijing", Timeout: 100 * time.Millisecond})
+	sw, err := switching.New(switching.Options{Routes: routes, Destinations: dests, Logger: quiet(), SAF: q,
+		Restamp: map[string]bool{"beijing": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := request(t, codec.ISO87ASCII(), codec.TxPurchase, pan, 100)
+	resp, _ := serve(sw, req)
+	if rc := string(resp.Get(39)); rc != "00" {
+		t.Fatalf("rc %s", rc)
+	}
+	rec.mu.Lock()
+	sent, rrn := rec.stans[0], rec.rrns[0]
+	rec.mu.Unlock()
+	if sent == string(req.Get(11)) || len(sent) != 6 || len(rrn) != 12 || rrn[6:] != sent || rrn == string(req.Get(37)) {
+		t.Fatalf("the destination got STAN %q RRN %q for the channel's STAN %s", sent, rrn, req.Get(11))
+	}
+	if string(resp.Get(11)) != string(req.Get(11)) || string(resp.Get(37)) != string(req.Get(37)) {
+		t.Fatalf("the channel got STAN %q RRN %q back", resp.Get(11), resp.Get(37))
+	}
+
+	before := balanceOf(t, shard)
+	rec.slow.slow.Store(true)
+	resp, _ = serve(sw, request(t, codec.ISO87ASCII(), codec.TxPurchase, pan, 700))
+	if rc := string(resp.Get(39)); rc != "91" {
+		t.Fatalf("rc %s on a timeout", rc)
+	}
+	eventually(t, "the reversal is delivered", func() bool { return q.Depth("beijing") == 0 })
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.reversed90) != 1 || rec.reversed90[0][4:10] != rec.stans[1] {
+		t.Fatalf("reversals %v name the original by STAN %s?", rec.reversed90, rec.stans[1])
+	}
+	if got := balanceOf(t, shard); got != before {
+		t.Fatalf("balance %d, want %d", got, before)
+	}
+}
+
+// TestQueueBudget: a request that waited longer than the budget before the
+// switch took it up is declined without reaching a destination.
+func TestQueueBudget(t *testing.T) {
+	shard := openShard(t)
+	sw, err := switching.New(switching.Options{Routes: cardRoutes(t), Logger: quiet(), QueueBudget: time.Millisecond,
+		Destinations: map[string]switching.Destination{"beijing": ledger.NewHost(shard)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := balanceOf(t, shard)
+	resp := codec.NewMessage(codec.ISO87ASCII())
+	// A frame read a second ago, as front.Received would report it.
+	ctx := front.WithReceived(context.Background(), time.Now().Add(-time.Second))
+	sw.Serve(ctx, peer, request(t, codec.ISO87ASCII(), codec.TxPurchase, pan, 100), resp)
+	if rc := string(resp.Get(39)); rc != "91" || balanceOf(t, shard) != before {
+		t.Fatalf("rc %s, balance %d (was %d)", rc, balanceOf(t, shard), before)
+	}
+}

@@ -58,6 +58,17 @@ type Options struct {
 	// OverloadCode answers a request refused by a rate limit or a full
 	// destination window; default 91.
 	OverloadCode string
+	// QueueBudget declines (OverloadCode) a request that waited longer than
+	// this between its frame being read and the switch taking it up: under
+	// a CPU stall an answer that late is worth less than a fast decline.
+	// 0: no budget.
+	QueueBudget time.Duration
+	// Restamp names the destinations whose requests get the switch's own
+	// STAN (11) and retrieval reference number (37) on the way out, and the
+	// channel's back on the answer: hosts that need numbers unique across
+	// all the switch's channels. Never a ledger shard, whose idempotency key
+	// holds the channel's STAN.
+	Restamp map[string]bool
 	// SAF carries, when set, the reversal advice of every request whose
 	// destination may have acted on it without answering (a timeout, a
 	// connection lost under it), and the advices (0220, 0420) from channels
@@ -81,6 +92,10 @@ type Switch struct {
 	identities map[string]*Buckets // rate per identity, by channel
 	epoch      time.Time           // the buckets' clock: nanoseconds since
 	overload   string
+	budget     time.Duration
+	restamp    map[string]bool
+	stan       atomic.Uint32
+	outbound   sync.Pool // *restamped
 	saf        *SAF
 	reversals  sync.Pool // *codec.Message
 }
@@ -117,8 +132,9 @@ func New(o Options) (*Switch, error) {
 		dests: o.Destinations, inbound: o.Inbound, log: log, timeout: o.Timeout,
 		metrics: newMetrics(o.Registerer), scratch: sync.Pool{New: func() any { return new(converted) }},
 		channels: map[string]*Bucket{}, identities: map[string]*Buckets{}, epoch: time.Now(),
-		overload: o.OverloadCode, saf: o.SAF,
+		overload: o.OverloadCode, saf: o.SAF, budget: o.QueueBudget, restamp: o.Restamp,
 	}
+	s.outbound.New = func() any { return new(restamped) }
 	s.reversals.New = func() any { return codec.NewMessage(codec.ISO87ASCII()) }
 	var err error
 	if s.inFlight, err = newInFlight(codec.ISO87ASCII(), o.Match); err != nil {
