@@ -33,7 +33,7 @@ func newState() *state {
 // command is one unit of work for the writer: a channel request or an admin operation.
 type command struct {
 	op     Op
-	req    Request     // OpPurchase, OpBalance, OpDeposit, OpReversal
+	req    Request     // OpPurchase, OpBalance, OpDeposit, OpReversal, OpAdvice
 	spec   AccountSpec // opOpenAccount
 	acct   uint64      // opSetStatus
 	status Status      // opSetStatus
@@ -62,6 +62,8 @@ type batch struct {
 	txs           map[TxID]txRecord
 	newTxs        []TxID
 	journal       []Transfer
+
+	postings map[uint64]posted // check's scratch: what the journal posted to each account
 }
 
 func newBatch() *batch {
@@ -69,6 +71,7 @@ func newBatch() *batch {
 		accounts: make(map[uint64]*Account),
 		cards:    make(map[string]uint64),
 		txs:      make(map[TxID]txRecord),
+		postings: make(map[uint64]posted),
 	}
 }
 
@@ -148,7 +151,7 @@ func (b *batch) txRecord(id *TxID) (txRecord, bool) {
 // apply runs one command against the overlay.
 func (b *batch) apply(c *command) outcome {
 	switch c.op {
-	case OpPurchase, OpDeposit, OpReversal:
+	case OpPurchase, OpDeposit, OpReversal, OpAdvice:
 		return outcome{res: b.transfer(&c.req)}
 	case OpBalance:
 		return outcome{res: b.balance(&c.req)}
@@ -182,11 +185,16 @@ func malformed(r *Request) (Code, bool) {
 
 // digest identifies the content of a mutating request for idempotency: op, PAN, amount and
 // currency, and for a reversal the original's TxID and the actual amount. Annotations (terminal,
-// merchant) are not part of it. PAN length ≤ maxPAN (malformed checks it first), so the buffer
-// stays on the stack.
+// merchant) are not part of it. An advice digests as the purchase it stands in for: under their
+// shared TxID the purchase and its advice are the same content, and either may come first. PAN
+// length ≤ maxPAN (malformed checks it first), so the buffer stays on the stack.
 func digest(r *Request) [32]byte {
 	var buf [1 + 1 + maxPAN + 8 + 2 + len(r.Original) + 8]byte
-	p := append(buf[:0], byte(r.Op), byte(len(r.PAN)))
+	op := r.Op
+	if op == OpAdvice {
+		op = OpPurchase
+	}
+	p := append(buf[:0], byte(op), byte(len(r.PAN)))
 	p = append(p, r.PAN...)
 	p = binary.BigEndian.AppendUint64(p, uint64(r.Amount))
 	p = binary.BigEndian.AppendUint16(p, r.Currency)
@@ -199,12 +207,15 @@ func digest(r *Request) [32]byte {
 	return sha256.Sum256(p)
 }
 
-// transfer handles the idempotent booking operations: purchase, deposit and reversal.
+// transfer handles the idempotent booking operations: purchase, deposit, reversal and advice.
 func (b *batch) transfer(r *Request) Result {
 	if code, bad := malformed(r); bad {
 		return Result{Code: code}
 	}
 	d := digest(r)
+	if r.Op == OpAdvice {
+		return b.advise(r, d)
+	}
 	if rec, ok := b.txRecord(&r.ID); ok {
 		if rec.kind == txTombstone && rec.digest == ([32]byte{}) {
 			// The original of an earlier reversal, arriving after all: it gets the tombstone's
@@ -228,9 +239,71 @@ func (b *batch) transfer(r *Request) Result {
 	} else {
 		res = b.book(r, &rec)
 	}
-	rec.code, rec.seq, rec.currency, rec.ledger, rec.available = res.Code, res.Seq, res.Currency, res.Ledger, res.Available
+	rec.setResult(res)
 	b.putTx(&r.ID, rec)
 	return res
+}
+
+// advise decides a stand-in advice. The switch approved the purchase while the shard was down and
+// the cardholder has the goods, so the advice is not a question but a report; r.ID is the
+// purchase's own TxID, and what the shard holds under it decides:
+//
+//   - nothing: book it, forced (see book), and record the outcome as txStandIn, including a 14
+//     or 13 that booked nothing, so that repeats (0221) and a late original get it again;
+//   - the purchase, approved, or an earlier advice of it: replay that outcome, book nothing;
+//   - the purchase, declined (it reached the shard after all, and the switch never heard the
+//     answer): book it forced all the same, and let the booking replace the decline as the
+//     TxID's outcome; a retransmitted original then replays the approval, which is what the
+//     terminal was told;
+//   - a tombstone, or a declined purchase that a reversal has since named (txVoided): a reversal
+//     got here first and undid the sale. Booking the advice and then that reversal would net to
+//     nothing, so the advice is approved, books nothing and changes no record, and either order
+//     of advice and reversal ends in the same balances;
+//   - other content under the TxID (another PAN, amount or currency, or a deposit's or a
+//     reversal's record): 94, as for any request.
+func (b *batch) advise(r *Request, d [32]byte) Result {
+	rec, found := b.txRecord(&r.ID)
+	if found {
+		unclaimed := rec.kind == txTombstone && rec.digest == [32]byte{}
+		if !unclaimed && rec.digest != d {
+			return Result{Code: DuplicateDifferent}
+		}
+		switch {
+		case rec.kind == txTombstone, rec.flags&txVoided != 0:
+			res := b.cardView(r.PAN)
+			res.Code = Approved
+			return res
+		case rec.code == Approved, rec.kind == txStandIn:
+			res := rec.result()
+			res.Replayed = true
+			return res
+		}
+		// A declined purchase (kind txPurchase, or txUnknown from before v2): book over it.
+	}
+	rec = txRecord{digest: d, kind: txStandIn}
+	res := b.book(r, &rec)
+	rec.setResult(res)
+	b.putTx(&r.ID, rec)
+	return res
+}
+
+// setResult stores res as the record's outcome.
+func (r *txRecord) setResult(res Result) {
+	r.code, r.seq, r.currency, r.ledger, r.available = res.Code, res.Seq, res.Currency, res.Ledger, res.Available
+}
+
+// cardView is a Result with the currency and balances of the card bound to pan, or an empty one
+// when no open card is.
+func (b *batch) cardView(pan string) Result {
+	id, ok := b.cardID(pan)
+	if !ok {
+		return Result{}
+	}
+	card := b.account(id)
+	if card == nil || card.Status == Closed {
+		return Result{}
+	}
+	return Result{Currency: card.Currency, Ledger: card.Balance(), Available: card.Balance()}
 }
 
 // putTx sets the record of id in the overlay; the writer stores every record put in a batch.
@@ -241,9 +314,10 @@ func (b *batch) putTx(id *TxID, rec txRecord) {
 	b.txs[*id] = rec
 }
 
-// book decides a purchase or deposit and, when approved, posts it and notes the card and amount
-// in rec.
+// book decides a purchase, deposit or stand-in advice and, when approved, posts it and notes the
+// card and amount in rec. An advice is forced: a blocked card and a short balance do not stop it.
 func (b *batch) book(r *Request, rec *txRecord) Result {
+	forced := r.Op == OpAdvice
 	cardID, ok := b.cardID(r.PAN)
 	if !ok {
 		return Result{Code: UnknownCard}
@@ -256,7 +330,7 @@ func (b *batch) book(r *Request, rec *txRecord) Result {
 		return Result{Code: UnknownCard}
 	}
 	res := Result{Currency: card.Currency, Ledger: card.Balance(), Available: card.Balance()}
-	if card.Status == Blocked {
+	if card.Status == Blocked && !forced {
 		res.Code = RestrictedCard
 		return res
 	}
@@ -272,6 +346,8 @@ func (b *batch) book(r *Request, rec *txRecord) Result {
 		debitID, creditID, kind = cardID, SettlementPayableID, KindPurchase
 	case OpDeposit:
 		debitID, creditID, kind = FundingID, cardID, KindDeposit
+	case OpAdvice:
+		debitID, creditID, kind = cardID, SettlementPayableID, KindStandIn
 	default:
 		panic("ledger: book called for " + r.Op.String())
 	}
@@ -280,7 +356,7 @@ func (b *batch) book(r *Request, rec *txRecord) Result {
 		res.Code = InvalidTransaction // no settlement account in this currency
 		return res
 	}
-	if debit.Flags&DebitsMustNotExceedCredits != 0 && debit.Balance() < r.Amount {
+	if debit.Flags&DebitsMustNotExceedCredits != 0 && debit.Balance() < r.Amount && !forced {
 		res.Code = InsufficientFunds
 		return res
 	}
@@ -351,12 +427,18 @@ func (b *batch) reverse(r *Request, rec *txRecord) Result {
 		res.Code = OriginalNotFound // still not booked, and never will be
 		return res
 	case orig.code != Approved:
-		res.Code = Approved // declined: nothing to undo
+		// Declined: nothing to undo. A stand-in advice of the purchase may still be on its way;
+		// the mark keeps it from booking what this reversal has undone in the acquirer's eyes.
+		if orig.kind == txPurchase && orig.flags&txVoided == 0 {
+			orig.flags |= txVoided
+			b.putTx(&r.Original, orig)
+		}
+		res.Code = Approved
 		return res
 	case orig.kind == txUnknown:
 		panic("ledger: an approved v1 tx record reached apply without its journal details")
-	case orig.kind != txPurchase:
-		res.Code = InvalidTransaction // only purchases are reversed
+	case orig.kind != txPurchase && orig.kind != txStandIn:
+		res.Code = InvalidTransaction // only purchases, stand-in or not, are reversed
 		return res
 	case !bound || cardID != orig.account:
 		res.Code = OriginalNotFound // the original was booked on another card
@@ -489,30 +571,73 @@ func (b *batch) setStatus(id uint64, st Status) error {
 	return nil
 }
 
-// check verifies the invariants the batch must keep, over what it touched: per currency, the
-// debits it added equal the credits it added, no no-overdraft account is overdrawn, and no
-// purchase is reversed by more than its amount. It costs a few operations per touched account
-// and record and runs before every commit; a failure means a bug in apply, and the batch is not
-// committed.
+// check verifies the invariants the batch must keep, replaying its journal entries in order over
+// the committed balances:
+//
+//   - every touched account's posted totals moved by exactly what the entries post to it, and no
+//     entry posts to an account the batch did not change;
+//   - per currency, the debits added equal the credits added;
+//   - no entry but a stand-in (KindStandIn) leaves a no-overdraft account below zero: the rule
+//     book applies, and the one Verify applies to the whole journal;
+//   - every entry posts a positive amount, and a reversal, and only a reversal, names an original;
+//   - no purchase is reversed by more than its amount.
+//
+// It costs a few map operations per entry and touched account and runs before every commit; a
+// failure means a bug in apply, and the batch is not committed.
 func (b *batch) check() error {
+	clear(b.postings)
+	for i := range b.journal {
+		e := &b.journal[i]
+		if (e.Kind == KindReversal) != (e.Original != 0) {
+			return fmt.Errorf("ledger: invariant: entry %d is a %s with original %d", e.Seq, e.Kind, e.Original)
+		}
+		if e.Amount <= 0 {
+			return fmt.Errorf("ledger: invariant: entry %d posts %d", e.Seq, e.Amount)
+		}
+		cr := b.postings[e.Credit]
+		cr.credits += e.Amount
+		b.postings[e.Credit] = cr
+		dr := b.postings[e.Debit]
+		dr.debits += e.Amount
+		b.postings[e.Debit] = dr
+		a := b.account(e.Debit)
+		if a == nil {
+			return fmt.Errorf("ledger: invariant: entry %d debits account %d, which is not loaded", e.Seq, e.Debit)
+		}
+		if e.Kind == KindStandIn || a.Flags&DebitsMustNotExceedCredits == 0 {
+			continue
+		}
+		var before Account
+		if old := b.st.accounts[e.Debit]; old != nil {
+			before = *old
+		}
+		// Both sums stay within the posted totals, which book and reverse keep from overflowing.
+		if credits, debits := before.CreditsPosted+dr.credits, before.DebitsPosted+dr.debits; debits > credits {
+			return fmt.Errorf("ledger: invariant: entry %d (%s) overdraws account %d: debits %d > credits %d",
+				e.Seq, e.Kind, e.Debit, debits, credits)
+		}
+	}
+
 	type delta struct {
 		currency        uint16
 		debits, credits int64
 	}
 	var sums [4]delta
 	deltas := sums[:0]
+	posted := 0
 	for _, id := range b.touched {
 		a := b.accounts[id]
 		var before Account
 		if old := b.st.accounts[id]; old != nil {
 			before = *old
 		}
-		if a.Flags&DebitsMustNotExceedCredits != 0 && a.DebitsPosted > a.CreditsPosted {
-			return fmt.Errorf("ledger: invariant: account %d overdrawn: debits %d > credits %d",
-				id, a.DebitsPosted, a.CreditsPosted)
+		p, ok := b.postings[id]
+		if ok {
+			posted++
 		}
-		if a.DebitsPosted < before.DebitsPosted || a.CreditsPosted < before.CreditsPosted {
-			return fmt.Errorf("ledger: invariant: account %d posted totals went down", id)
+		if a.DebitsPosted-before.DebitsPosted != p.debits || a.CreditsPosted-before.CreditsPosted != p.credits {
+			return fmt.Errorf("ledger: invariant: account %d moved by debits %d, credits %d; its entries post %d, %d",
+				id, a.DebitsPosted-before.DebitsPosted, a.CreditsPosted-before.CreditsPosted, p.debits, p.credits)
 		}
 		i := 0
 		for i < len(deltas) && deltas[i].currency != a.Currency {
@@ -521,8 +646,11 @@ func (b *batch) check() error {
 		if i == len(deltas) {
 			deltas = append(deltas, delta{currency: a.Currency})
 		}
-		deltas[i].debits += a.DebitsPosted - before.DebitsPosted
-		deltas[i].credits += a.CreditsPosted - before.CreditsPosted
+		deltas[i].debits += p.debits
+		deltas[i].credits += p.credits
+	}
+	if posted != len(b.postings) {
+		return fmt.Errorf("ledger: invariant: entries post to %d accounts, the batch changed %d of them", len(b.postings), posted)
 	}
 	for _, d := range deltas {
 		if d.debits != d.credits {
@@ -533,13 +661,7 @@ func (b *batch) check() error {
 	if want := b.st.seq + uint64(len(b.journal)); b.seq != want {
 		return fmt.Errorf("ledger: invariant: seq %d after %d entries from %d", b.seq, len(b.journal), b.st.seq)
 	}
-	// What the records would not decode from: a reversal without its original, a purchase
-	// reversed by more than it booked.
-	for i := range b.journal {
-		if e := &b.journal[i]; (e.Kind == KindReversal) != (e.Original != 0) {
-			return fmt.Errorf("ledger: invariant: entry %d is a %s with original %d", e.Seq, e.Kind, e.Original)
-		}
-	}
+	// What the records would not decode from: a purchase reversed by more than it booked.
 	for _, id := range b.newTxs {
 		if r := b.txs[id]; r.reversed < 0 || r.reversed > r.amount {
 			return fmt.Errorf("ledger: invariant: tx %x… reversed %d of %d", id[:4], r.reversed, r.amount)

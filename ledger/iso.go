@@ -24,8 +24,9 @@ func NewHost(s *Shard) *Host { return &Host{shard: s} }
 // not an error; an error means the outcome is unknown (the shard is closed,
 // ctx ended, a commit failed) and the switch declines on the shard's behalf.
 //
-// The idempotency key is TxIDOf(req): a retransmission gets the first
-// answer back and is never booked twice.
+// The idempotency key is TxIDOf(req), except for a stand-in advice (see
+// below): a retransmission gets the first answer back and is never booked
+// twice.
 //
 // What it takes, by MTI class and processing code (field 3):
 //
@@ -33,10 +34,26 @@ func NewHost(s *Shard) *Host { return &Host{shard: s} }
 //	0200                    00xxxx  purchase                OpPurchase
 //	0400, 0401, 0420, 0421  00xxxx  reversal of a purchase  OpReversal
 //	0400, 0401, 0420, 0421  31xxxx  reversal of an inquiry  00 at once: it booked nothing
+//	0220, 0221              00xxxx  stand-in purchase       OpAdvice
+//	0120, 0121, 0220, 0221  31xxxx  advice of an inquiry    00 at once: nothing to book
 //
 // Everything else is declined with 12. The response MTI is the request's
-// response (0410 for 0400 and 0401, 0430 for 0420 and 0421), and the host
-// speaks ISO 8583:1987: fields 90 and 95 carry their 1987 meanings.
+// response (0410 for 0400 and 0401, 0430 for 0420 and 0421, 0230 for 0220
+// and 0221), and the host speaks ISO 8583:1987: fields 90 and 95 carry their
+// 1987 meanings. A purchase needs 2, 4, 7, 11, 41 and 49 besides 3, an
+// advice 32 as well; a missing one is 30.
+//
+// A stand-in advice (0220, repeated as 0221) reports a purchase the switch
+// approved while the shard was down. Its key is the purchase's own TxIDOf
+// (see adviceTxID), so the purchase, should it have reached the shard after
+// all, and its advice book at most once between them. Its answer: 00 when
+// booked (forced: a blocked card or a short balance does not stop it; 38
+// carries the approval code), when the purchase was already booked (38 is
+// the purchase's), or when a reversal of the purchase got there first
+// (nothing booked, no 38); 14 for a closed or unknown card and 13 for an
+// amount or currency that does not fit, booking nothing: the switch stops
+// repeating the advice either way. A reversal of the purchase, before or
+// after the advice, undoes the stand-in booking like any purchase.
 //
 // A reversal names its original by the original's TxIDOf, rebuilt from
 // field 90 (see originalTxID), and states in field 95 the amount the
@@ -93,7 +110,12 @@ func request(m *codec.Message) (Request, Code) {
 		return Request{}, Code(codec.RCFormatError)
 	}
 	r := Request{PAN: string(m.Get(2))}
+	advice := mti[2] == '2' // function digit: 0120, 0220 and their repeats
 	switch {
+	case advice && bytes.HasPrefix(pcode, []byte(codec.TxBalance)) && (mti[1] == codec.ClassFinancial || mti[1] == codec.ClassAuthorization):
+		return Request{}, Approved // the switch answered an inquiry: nothing to book
+	case advice && bytes.HasPrefix(pcode, []byte(codec.TxPurchase)) && mti[1] == codec.ClassFinancial:
+		r.Op = OpAdvice
 	case mti[1] == codec.ClassReversal && bytes.HasPrefix(pcode, []byte(codec.TxBalance)):
 		return Request{}, Approved // an inquiry booked nothing: nothing to undo
 	case mti[1] == codec.ClassReversal && bytes.HasPrefix(pcode, []byte(codec.TxPurchase)):
@@ -117,12 +139,23 @@ func request(m *codec.Message) (Request, Code) {
 	r.Currency = uint16(currency)
 	r.Terminal = string(m.Get(41))
 	r.Merchant = string(bytes.TrimRight(m.Get(42), " "))
-	r.ID = TxIDOf(m)
-	if r.Op == OpReversal {
-		var rc Code
-		if r.Original, rc = originalTxID(m); rc != "" {
-			return Request{}, rc
+	var rc Code
+	switch r.Op {
+	case OpAdvice:
+		if !m.Has(32) {
+			return Request{}, Code(codec.RCFormatError) // the purchase's TxID needs it
 		}
+		r.ID, rc = adviceTxID(m)
+	case OpReversal:
+		r.ID = TxIDOf(m)
+		r.Original, rc = originalTxID(m)
+	default:
+		r.ID = TxIDOf(m)
+	}
+	if rc != "" {
+		return Request{}, rc
+	}
+	if r.Op == OpReversal {
 		if v := m.Get(95); v != nil {
 			// Replacement amounts: the first 12 characters are the
 			// transaction amount the purchase ended at.
@@ -141,7 +174,8 @@ func request(m *codec.Message) (Request, Code) {
 // version and class with the function digit of its request (so 0200, 0201
 // and their 0210 give the same key, and 0420, 0421 and 0430 another), the
 // acquiring institution (32), the terminal (41), the STAN (11) and the
-// transmission time (7).
+// transmission time (7). A stand-in advice (0220) is not keyed by its own
+// TxIDOf but by its purchase's: see adviceTxID.
 func TxIDOf(m *codec.Message) TxID {
 	mti, _ := m.MTI()
 	return txIDOf(mti, m.Get(32), m.Get(41), m.Get(11), m.Get(7))
@@ -152,14 +186,14 @@ func txIDOf(mti [4]byte, acquirer, terminal, stan, when []byte) TxID {
 	return NewTxID(key[:], acquirer, terminal, stan, when)
 }
 
-// originalTxID is the TxIDOf of the request reversal m undoes. Field 90
-// (original data elements, n42: MTI n4, STAN n6, transmission date and time
-// n10, acquiring institution n11, forwarding institution n11) names it when
-// present. Without 90 the reversal repeats the original's 7, 11 and 32, and
-// the original was an 0200. The terminal (41) is the reversal's own either
-// way: 90 does not carry it, and a reversal comes from where its original
-// came from. An original that was neither an authorisation nor a financial
-// request cannot be reversed (12).
+// originalTxID is the TxIDOf of the request that m, a reversal or an advice,
+// refers to. Field 90 (original data elements, n42: MTI n4, STAN n6,
+// transmission date and time n10, acquiring institution n11, forwarding
+// institution n11) names it when present. Without 90, m repeats the
+// original's 7, 11 and 32, and the original was an 0200. The terminal (41) is
+// m's own either way: 90 does not carry it, and a reversal or advice comes
+// from where its original came from. An original that was neither an
+// authorisation nor a financial request cannot be referred to (12).
 func originalTxID(m *codec.Message) (TxID, Code) {
 	mti, _ := m.MTI()
 	f := m.Get(90)
@@ -179,6 +213,24 @@ func originalTxID(m *codec.Message) (TxID, Code) {
 		return TxID{}, InvalidTransaction
 	}
 	return txIDOf(orig, acquirer(f[20:31], m.Get(32)), m.Get(41), f[4:10], f[10:20]), ""
+}
+
+// adviceTxID is the TxID of the purchase a stand-in advice m reports: that
+// purchase's own TxIDOf, not m's, so that the purchase and its advice share
+// one idempotency record whichever reaches the shard first. It is rebuilt as
+// for a reversal (originalTxID): from field 90, or without 90 from m's own
+// 7, 11, 32 and 41 under the class of an 0200. Field 90 must name an 0200
+// (or its 0201 repeat); an 0220 for an 0100 is the completion of a
+// pre-authorisation, which comes with the holds work (12).
+func adviceTxID(m *codec.Message) (TxID, Code) {
+	id, rc := originalTxID(m)
+	if rc != "" {
+		return TxID{}, rc
+	}
+	if f := m.Get(90); f != nil && (f[1] != codec.ClassFinancial || f[2] != '0') {
+		return TxID{}, InvalidTransaction
+	}
+	return id, ""
 }
 
 // acquirer returns the original's field 32 given field 90's copy of it,

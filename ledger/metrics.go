@@ -13,7 +13,7 @@ type metrics struct {
 	reg        prometheus.Registerer
 	collectors []prometheus.Collector
 
-	requests      [OpReversal + 1][len(allCodes)]prometheus.Counter // [0] is for invalid ops
+	requests      [lastChannelOp + 1][len(allCodes)]prometheus.Counter // [0] is for invalid ops
 	batchSize     prometheus.Histogram
 	commitSeconds prometheus.Histogram
 	journalSeq    prometheus.Gauge

@@ -27,14 +27,19 @@ type Code string
 // Response codes the shard produces.
 const (
 	// Approved: booked, or answered. A reversal is approved without booking when there is
-	// nothing (more) to undo: its original was declined, or is already reversed that far.
+	// nothing (more) to undo: its original was declined, or is already reversed that far. A
+	// stand-in advice is approved without booking when its purchase is already booked, or was
+	// reversed before the advice arrived.
 	Approved           Code = "00"
 	InvalidTransaction Code = "12" // unsupported operation or malformed request; a reversal of a non-purchase
 	// InvalidAmount: amount ≤ 0, currency differs from the account's, or it would overflow; for a
 	// reversal also an actual amount (field 95) below 0 or above the original's, or a field 4 that
 	// is not the original's amount.
 	InvalidAmount Code = "13"
-	UnknownCard   Code = "14" // no account for the PAN, or the account is closed
+	// UnknownCard: no account for the PAN, or the account is closed. To a stand-in advice it is
+	// the acknowledgement that nothing was booked: the switch stops repeating it and reports the
+	// stand-in approval as its own loss.
+	UnknownCard Code = "14"
 	// OriginalNotFound answers a reversal whose original was never booked here (or belongs to
 	// another card). When no record of the original's TxID exists at all, the reversal also
 	// leaves a tombstone under it, so that the original, should it still arrive, gets TooLate.
@@ -64,6 +69,10 @@ const (
 	OpBalance                // read the card balance; books and records nothing
 	OpDeposit                // admin: debit funding, credit the card
 	OpReversal               // undo an approved purchase, fully or partly: debit settlement-payable, credit the card
+	// OpAdvice books a purchase the switch approved in stand-in while the shard was down, as
+	// OpPurchase does but forced: the card may be blocked or go below zero. Its ID is the
+	// purchase's TxID, so that the purchase and its advice book at most once between them.
+	OpAdvice
 	// Later: pre-authorisation (hold), completion, void, refund.
 
 	opOpenAccount // admin, internal: AccountSpec through the writer
@@ -81,6 +90,8 @@ func (o Op) String() string {
 		return "deposit"
 	case OpReversal:
 		return "reversal"
+	case OpAdvice:
+		return "advice"
 	case opOpenAccount:
 		return "open_account"
 	case opSetStatus:
@@ -90,7 +101,10 @@ func (o Op) String() string {
 }
 
 // channelOp reports whether o is one of the operations Do accepts.
-func (o Op) channelOp() bool { return o >= OpPurchase && o <= OpReversal }
+func (o Op) channelOp() bool { return o >= OpPurchase && o <= lastChannelOp }
+
+// lastChannelOp is the highest channel Op; metrics size their tables by it.
+const lastChannelOp = OpAdvice
 
 // Kind classifies a journal entry.
 type Kind uint8
@@ -100,6 +114,10 @@ const (
 	KindPurchase Kind = iota + 1
 	KindDeposit
 	KindReversal // debits what a purchase credited and credits what it debited; Original links them
+	// KindStandIn is a purchase the switch approved in stand-in, booked from its advice without
+	// the no-overdraft and status checks: the card may go below zero by it, and only by entries
+	// of this kind (see Verify). It is reversed like a purchase.
+	KindStandIn
 	// Later: KindRefund, KindHoldPost, KindFee, KindSweep.
 )
 
@@ -112,6 +130,8 @@ func (k Kind) String() string {
 		return "deposit"
 	case KindReversal:
 		return "reversal"
+	case KindStandIn:
+		return "stand_in"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -188,7 +208,8 @@ type AccountFlags uint16
 // Account flags.
 const (
 	// DebitsMustNotExceedCredits forbids overdraft: a transfer that would make DebitsPosted exceed
-	// CreditsPosted is declined with 51. Always set for cards.
+	// CreditsPosted is declined with 51. Always set for cards. A stand-in booking (KindStandIn)
+	// is the one exception: the switch has already approved it, so it is booked regardless.
 	DebitsMustNotExceedCredits AccountFlags = 1 << iota
 
 	knownFlags = DebitsMustNotExceedCredits
@@ -232,7 +253,7 @@ type Transfer struct {
 	Time     int64  // unix nanoseconds, from the shard clock for the batch
 	Terminal string // ≤ 15 bytes, optional
 	Merchant string // ≤ 15 bytes, optional
-	Original uint64 // KindReversal: Seq of the purchase it reverses; 0 for every other kind
+	Original uint64 // KindReversal: Seq of the purchase (or stand-in) it reverses; 0 for every other kind
 }
 
 // Limits that keep every record far below badger's ValueThreshold (and under 256 bytes).
@@ -274,9 +295,13 @@ func (id TxID) IsZero() bool { return id == TxID{} }
 // after it, at most Amount − Actual of the purchase stands reversed, so a second reversal of the
 // same purchase under another TxID (an 0400 and then an 0420) books only what is still missing,
 // usually nothing. The total reversed never exceeds the purchase's amount.
+//
+// An OpAdvice carries what the purchase it stands in for carried (PAN, Amount, Currency,
+// annotations) under that purchase's TxID, not one of its own: to the idempotency records the
+// purchase and its advice are one transaction with one content. See Shard.Do for what it books.
 type Request struct {
 	Op       Op
-	ID       TxID   // idempotency key; ignored for OpBalance
+	ID       TxID   // idempotency key; ignored for OpBalance; for OpAdvice the purchase's TxID
 	PAN      string // card owner reference
 	Amount   int64  // minor units; for OpReversal the original's amount
 	Currency uint16 // ISO 4217 numeric

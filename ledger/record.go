@@ -28,13 +28,16 @@ import (
 // encoding (the fuzz targets check that what decodes re-encodes to the same bytes), so an encoder
 // writes the lowest version that holds the value:
 //
-//	transfer   v1  purchases and deposits
+//	transfer   v1  purchases and deposits; since stand-in advices also KindStandIn (4), which a
+//	               shard from before them refuses as corrupt rather than verify as a purchase
 //	           v2  adds Original (u64); written for reversals only, so a v2 entry is always one
 //	tx record  v1  digest, code, seq, currency, ledger, available
 //	           v2  adds kind (u8), account (u64), amount (u64), reversed (u64); written for every
 //	               new record. A v1 record has kind txUnknown until the loader reads its journal
 //	               entry to fill in account and amount (see Shard.loadTx); a reversal then writes
-//	               it back as v2.
+//	               it back as v2. Since stand-in advices kind may be txStandIn (5).
+//	           v3  adds flags (u8, never 0: a record without flags is v2); written only for a
+//	               declined purchase that a reversal has since named (txVoided)
 var (
 	keySeq      = []byte("m/seq")
 	keyNextAcct = []byte("m/nextacct")
@@ -51,6 +54,7 @@ const (
 const (
 	recordV1 = 1
 	recordV2 = 2
+	recordV3 = 3 // tx records only
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -62,6 +66,7 @@ const (
 	transferFixed  = 1 + 8 + 32 + 1 + 8 + 8 + 8 + 2 + 8 + 1 + 1 + crcSize // v1; v2 adds 8
 	txRecordSize   = 1 + 32 + 2 + 8 + 2 + 8 + 8 + crcSize                 // v1
 	txRecordV2Size = txRecordSize + 1 + 8 + 8 + 8
+	txRecordV3Size = txRecordV2Size + 1
 	counterSize    = 1 + 8 + crcSize
 	maxRecordBytes = 256
 )
@@ -265,7 +270,7 @@ func decodeTransfer(b []byte) (Transfer, error) {
 		return Transfer{}, err
 	}
 	switch {
-	case version == recordV1 && t.Kind != KindPurchase && t.Kind != KindDeposit:
+	case version == recordV1 && t.Kind != KindPurchase && t.Kind != KindDeposit && t.Kind != KindStandIn:
 		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: invalid kind %d", t.Seq, t.Kind))
 	case version == recordV2 && t.Kind != KindReversal:
 		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: kind %d in a v2 entry", t.Seq, t.Kind))
@@ -277,7 +282,8 @@ func decodeTransfer(b []byte) (Transfer, error) {
 
 // txRecord is what t/<txid> holds: the digest of the first request's content and its outcome,
 // and, for a purchase, how much of it has been reversed since. The auth code is not stored; it is
-// derived from Seq again on replay.
+// derived from Seq again on replay. One exception to "first": a stand-in advice for a purchase
+// that was declined books all the same, and its outcome replaces the decline (see Shard.Do).
 type txRecord struct {
 	digest    [32]byte // zero in an unclaimed tombstone
 	code      Code
@@ -291,6 +297,9 @@ type txRecord struct {
 	account  uint64 // the card account of the booking; 0 when nothing was booked
 	amount   int64  // the amount booked, minor units; 0 when nothing was
 	reversed int64  // purchases: the part of amount that reversals have undone, 0..amount
+
+	// Since v3.
+	flags txFlags
 }
 
 // txKind says which request wrote a tx record.
@@ -305,6 +314,21 @@ const (
 	// txTombstone is written under the TxID of a reversal's original that had no record yet: it
 	// holds the answer TooLate for that original, should it still arrive, and never books.
 	txTombstone
+	// txStandIn is written by OpAdvice, under the TxID of the purchase it stands in for: its
+	// forced booking, or the decline (14, 13) that booked nothing. It is reversed like a purchase.
+	txStandIn
+)
+
+// txFlags are facts about a TxID learnt after its first outcome.
+type txFlags uint8
+
+// Tx record flags.
+const (
+	// txVoided marks a declined purchase that a reversal has named since: nothing may book
+	// under its TxID any more, a stand-in advice included, just as after a tombstone.
+	txVoided txFlags = 1 << iota
+
+	knownTxFlags = txVoided
 )
 
 // txKindOf maps a booking operation to the kind of record it writes.
@@ -316,6 +340,8 @@ func txKindOf(op Op) txKind {
 		return txDeposit
 	case OpReversal:
 		return txReversal
+	case OpAdvice:
+		return txStandIn
 	}
 	panic("ledger: no tx record kind for " + op.String())
 }
@@ -337,8 +363,11 @@ func (r *txRecord) result() Result {
 func appendTxRecord(dst []byte, t *txRecord) []byte {
 	start := len(dst)
 	version := byte(recordV2)
-	if t.kind == txUnknown {
+	switch {
+	case t.kind == txUnknown:
 		version = recordV1 // only a v1 record decoded and not filled in encodes like this
+	case t.flags != 0:
+		version = recordV3
 	}
 	dst = append(dst, version)
 	dst = append(dst, t.digest[:]...)
@@ -349,18 +378,21 @@ func appendTxRecord(dst []byte, t *txRecord) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, t.currency)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.ledger))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.available))
-	if version == recordV2 {
+	if version >= recordV2 {
 		dst = append(dst, byte(t.kind))
 		dst = binary.BigEndian.AppendUint64(dst, t.account)
 		dst = binary.BigEndian.AppendUint64(dst, uint64(t.amount))
 		dst = binary.BigEndian.AppendUint64(dst, uint64(t.reversed))
+	}
+	if version >= recordV3 {
+		dst = append(dst, byte(t.flags))
 	}
 	return seal(dst, start)
 }
 
 func decodeTxRecord(b []byte) (txRecord, error) {
 	const what = "tx record"
-	version, p, err := unseal(what, b, txRecordSize, recordV2)
+	version, p, err := unseal(what, b, txRecordSize, recordV3)
 	if err != nil {
 		return txRecord{}, err
 	}
@@ -372,11 +404,14 @@ func decodeTxRecord(b []byte) (txRecord, error) {
 	t.currency = r.u16()
 	t.ledger = int64(r.u64())
 	t.available = int64(r.u64())
-	if version == recordV2 {
+	if version >= recordV2 {
 		t.kind = txKind(r.u8())
 		t.account = r.u64()
 		t.amount = int64(r.u64())
 		t.reversed = int64(r.u64())
+	}
+	if version >= recordV3 {
+		t.flags = txFlags(r.u8())
 	}
 	if err := r.done(what); err != nil {
 		return txRecord{}, err
@@ -387,12 +422,18 @@ func decodeTxRecord(b []byte) (txRecord, error) {
 	}
 	t.code = c
 	switch {
-	case version == recordV2 && (t.kind == txUnknown || t.kind > txTombstone):
+	case version >= recordV2 && (t.kind == txUnknown || t.kind > txStandIn):
 		return txRecord{}, corrupt(what, fmt.Sprintf("invalid kind %d", t.kind))
 	case t.amount < 0 || t.reversed < 0 || t.reversed > t.amount:
 		return txRecord{}, corrupt(what, fmt.Sprintf("amount %d, reversed %d", t.amount, t.reversed))
-	case t.reversed != 0 && t.kind != txPurchase:
+	case t.reversed != 0 && t.kind != txPurchase && t.kind != txStandIn:
 		return txRecord{}, corrupt(what, fmt.Sprintf("kind %d with a reversed amount", t.kind))
+	case version == recordV3 && t.flags == 0:
+		return txRecord{}, corrupt(what, "v3 without flags")
+	case t.flags&^knownTxFlags != 0:
+		return txRecord{}, corrupt(what, fmt.Sprintf("unknown flags %#x", t.flags))
+	case t.flags&txVoided != 0 && (t.kind != txPurchase || t.code == Approved || t.seq != 0 || t.amount != 0):
+		return txRecord{}, corrupt(what, fmt.Sprintf("voided kind %d code %s seq %d amount %d", t.kind, t.code, t.seq, t.amount))
 	}
 	return t, nil
 }

@@ -20,6 +20,12 @@ var (
 		kind: txPurchase, account: 1000, amount: 2550, reversed: 550}
 	sampleTombstone  = txRecord{code: TooLate, kind: txTombstone}
 	sampleTxRecordV1 = txRecord{digest: txid("d", 3), code: Approved, seq: 12, currency: cny, ledger: 100, available: 100}
+	sampleStandIn    = Transfer{Seq: 79, TxID: txid("s", 1), Kind: KindStandIn, Debit: 1000, Credit: 1, Amount: 9000,
+		Currency: cny, Time: 1_772_352_002_000_000_000, Terminal: "T0000001", Merchant: "M00000000000001"}
+	sampleStandInRec = txRecord{digest: txid("d", 4), code: Approved, seq: 79, currency: cny, ledger: -1550, available: -1550,
+		kind: txStandIn, account: 1000, amount: 9000, reversed: 1000}
+	sampleVoided = txRecord{digest: txid("d", 5), code: InsufficientFunds, currency: cny, ledger: 7, available: 7,
+		kind: txPurchase, flags: txVoided}
 )
 
 func TestRecords(t *testing.T) {
@@ -32,18 +38,29 @@ func TestRecords(t *testing.T) {
 		if tr, err := decodeTransfer(tb); err != nil || tr != sampleTransfer {
 			t.Errorf("transfer: %+v, %v", tr, err)
 		}
+		sib := appendTransfer(nil, &sampleStandIn)
+		if tr, err := decodeTransfer(sib); err != nil || tr != sampleStandIn || sib[0] != recordV1 {
+			t.Errorf("stand-in: %+v, %v (version %d)", tr, err, sib[0])
+		}
 		rvb := appendTransfer(nil, &sampleReversal)
 		if tr, err := decodeTransfer(rvb); err != nil || tr != sampleReversal || rvb[0] != recordV2 || tb[0] != recordV1 {
 			t.Errorf("reversal: %+v, %v (versions %d, %d)", tr, err, rvb[0], tb[0])
 		}
 		rb := appendTxRecord(nil, &sampleTxRecord)
-		for _, rec := range []txRecord{sampleTxRecord, sampleReversed, sampleTombstone, sampleTxRecordV1} {
+		for _, rec := range []txRecord{sampleTxRecord, sampleReversed, sampleTombstone, sampleTxRecordV1, sampleStandInRec, sampleVoided} {
 			b := appendTxRecord(nil, &rec)
 			if r, err := decodeTxRecord(b); err != nil || r != rec {
 				t.Errorf("tx record: %+v, %v, want %+v", r, err, rec)
 			}
-			if want := map[bool]int{true: txRecordSize, false: txRecordV2Size}[rec.kind == txUnknown]; len(b) != want {
-				t.Errorf("tx record of kind %d is %d bytes, want %d", rec.kind, len(b), want)
+			want := txRecordV2Size
+			switch {
+			case rec.kind == txUnknown:
+				want = txRecordSize
+			case rec.flags != 0:
+				want = txRecordV3Size
+			}
+			if len(b) != want {
+				t.Errorf("tx record of kind %d, flags %d is %d bytes, want %d", rec.kind, rec.flags, len(b), want)
 			}
 		}
 		if v, err := decodeCounter("c", appendCounter(nil, 123456789)); err != nil || v != 123456789 {
@@ -53,7 +70,7 @@ func TestRecords(t *testing.T) {
 		big := Account{Type: Card, Status: Active, Name: string(make([]byte, maxName)), MaskedPAN: "1234567890123456789"}
 		bt := Transfer{Kind: KindReversal, Terminal: "123456789012345", Merchant: "123456789012345", Original: 1}
 		for name, n := range map[string]int{"account": len(appendAccount(nil, &big)), "transfer": len(appendTransfer(nil, &bt)),
-			"tx record": len(rb), "tx record v2": txRecordV2Size} {
+			"tx record": len(rb), "tx record v2": txRecordV2Size, "tx record v3": txRecordV3Size} {
 			if n >= maxRecordBytes {
 				t.Errorf("%s record is %d bytes", name, n)
 			}
@@ -71,6 +88,9 @@ func TestRecords(t *testing.T) {
 			{"tx record", "tx record", appendTxRecord(nil, &sampleTxRecord)},
 			{"tx record v1", "tx record", appendTxRecord(nil, &sampleTxRecordV1)},
 			{"tombstone", "tx record", appendTxRecord(nil, &sampleTombstone)},
+			{"stand-in transfer", "transfer", appendTransfer(nil, &sampleStandIn)},
+			{"stand-in tx record", "tx record", appendTxRecord(nil, &sampleStandInRec)},
+			{"voided tx record (v3)", "tx record", appendTxRecord(nil, &sampleVoided)},
 		} {
 			decode := decoders[tc.decoder]
 			for n := range len(tc.enc) {
@@ -108,6 +128,23 @@ func TestRecords(t *testing.T) {
 		if _, err := decodeTxRecord(appendTxRecord(nil, &over)); !errors.Is(err, errCorrupt) {
 			t.Errorf("reversed above the amount: err = %v", err)
 		}
+		// A tx record sealed as v3 with no flags: what v2 holds.
+		noFlags := appendTxRecord(nil, &sampleReversed)
+		noFlags = append(noFlags[:len(noFlags)-crcSize], 0)
+		noFlags[0] = recordV3
+		noFlags = seal(noFlags, 0)
+		if _, err := decodeTxRecord(noFlags); !errors.Is(err, errCorrupt) {
+			t.Errorf("tx record v3 without flags: err = %v", err)
+		}
+		for name, rec := range map[string]txRecord{
+			"voided approved purchase": {code: Approved, seq: 3, kind: txPurchase, account: 1000, amount: 5, flags: txVoided},
+			"voided stand-in":          {code: UnknownCard, kind: txStandIn, flags: txVoided},
+			"unknown flag":             {code: InsufficientFunds, kind: txPurchase, flags: 2},
+		} {
+			if _, err := decodeTxRecord(appendTxRecord(nil, &rec)); !errors.Is(err, errCorrupt) {
+				t.Errorf("%s: err = %v", name, err)
+			}
+		}
 	})
 }
 
@@ -139,10 +176,13 @@ func FuzzDecodeTransfer(f *testing.F) {
 	f.Add(appendTransfer(nil, &sampleTransfer))
 	f.Add(appendTransfer(nil, &Transfer{Kind: KindDeposit}))
 	f.Add(appendTransfer(nil, &sampleReversal))
+	f.Add(appendTransfer(nil, &sampleStandIn))
 	f.Add(appendTxRecord(nil, &sampleTxRecord))
 	f.Add(appendTxRecord(nil, &sampleTxRecordV1))
 	f.Add(appendTxRecord(nil, &sampleReversed))
 	f.Add(appendTxRecord(nil, &sampleTombstone))
+	f.Add(appendTxRecord(nil, &sampleStandInRec))
+	f.Add(appendTxRecord(nil, &sampleVoided))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if tr, err := decodeTransfer(b); err == nil {
 			if re := appendTransfer(nil, &tr); !bytes.Equal(re, b) {

@@ -185,6 +185,12 @@ func (s *Shard) Close() error {
 // Do submits one request to the writer and waits for its outcome or ctx. An error means the
 // outcome is unknown to the caller (ErrClosed, ctx's error, or a commit failure wrapped in
 // ErrCommit); the caller answers 96 and a retry with the same ID is safe.
+//
+// An OpAdvice books its purchase forced (KindStandIn), on a blocked card or below zero too,
+// unless the purchase's TxID already has an approved booking (replayed, 00) or a reversal got
+// there first (00, nothing booked); a declined purchase under the TxID does not stop it. A closed
+// or unknown card is 14 and an amount or currency that does not fit is 13, both booking nothing.
+// The package documentation has the full rules.
 func (s *Shard) Do(ctx context.Context, r *Request) (Result, error) {
 	if r == nil || !r.Op.channelOp() {
 		s.metrics.request(0, InvalidTransaction)

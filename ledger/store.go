@@ -185,7 +185,7 @@ func (s *Shard) loadBatch(envs []*envelope, known map[TxID]txRecord) {
 
 func (s *Shard) loadCommand(txn *badger.Txn, c *command, known map[TxID]txRecord) error {
 	switch c.op {
-	case OpPurchase, OpDeposit, OpBalance, OpReversal:
+	case OpPurchase, OpDeposit, OpBalance, OpReversal, OpAdvice:
 		r := &c.req
 		if r.Op != OpBalance && !r.ID.IsZero() {
 			if err := s.loadTx(txn, &r.ID, known); err != nil {

@@ -108,7 +108,7 @@ func (p *ledgerProcess) stop() {
 
 // remoteNode runs beijing as `junction ledger` and a node that reaches it
 // over links, shanghai in-process; data and certificates under dir.
-func remoteNode(t *testing.T, dir string) (*allinone.Node, allinone.Config, *ledgerProcess) {
+func remoteNode(t *testing.T, dir string, tune ...func(*allinone.Config)) (*allinone.Node, allinone.Config, *ledgerProcess) {
 	t.Helper()
 	listen := freePort(t)
 	yaml := fmt.Sprintf(`pki_dir: %s
@@ -127,6 +127,9 @@ regions:
 
 	cfg := allinone.LocalConfig(dir)
 	cfg.Regions[0].Remote = &allinone.Remote{Listen: listen}
+	for _, f := range tune {
+		f(&cfg)
+	}
 	// Start seeds the demo cards of shanghai, its own shard; the process
 	// seeds beijing's.
 	n := startNodeWith(t, cfg)
