@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/junction-switch/junction/ledger"
 	"github.com/junction-switch/junction/routing"
 	switching "github.com/junction-switch/junction/switch"
 	"gopkg.in/yaml.v3"
@@ -131,6 +132,10 @@ type SwitchSettings struct {
 	Window      WindowSettings  `yaml:"window"`
 	Breaker     BreakerSettings `yaml:"breaker"`
 	SAF         SAFSettings     `yaml:"saf"`
+	// StandIn, when set, lets routes name stand-in among their alternates:
+	// purchases for a shard that cannot be reached are approved within
+	// these limits and advised to the shard (0220) when it is back.
+	StandIn *StandInSettings `yaml:"stand_in"`
 	// RoutesCheck is how often the routing rules' file is checked for
 	// changes (routes_file, or the configuration file holding routes).
 	RoutesCheck time.Duration `yaml:"routes_check"`
@@ -162,6 +167,32 @@ type SAFSettings struct {
 	BackoffMin time.Duration `yaml:"backoff_min"`
 	BackoffMax time.Duration `yaml:"backoff_max"`
 	MaxAge     time.Duration `yaml:"max_age"`
+}
+
+// StandInSettings are stand-in's per-card limits, as decimal amounts of
+// Currency: each purchase at most MaxAmount; per card and UTC day at most
+// DailyAmount over at most DailyCount purchases.
+type StandInSettings struct {
+	Currency    uint16 `yaml:"currency"`
+	MaxAmount   string `yaml:"max_amount"`
+	DailyAmount string `yaml:"daily_amount"`
+	DailyCount  int    `yaml:"daily_count"`
+}
+
+// limits reads the settings' amounts in the currency's minor units.
+func (s *StandInSettings) limits() (switching.StandInLimits, error) {
+	l := switching.StandInLimits{Currency: s.Currency, DailyCount: s.DailyCount}
+	var err error
+	if l.MaxAmount, err = ledger.ParseAmount(s.MaxAmount, s.Currency); err != nil {
+		return l, fmt.Errorf("switch.stand_in.max_amount: %w", err)
+	}
+	if l.DailyAmount, err = ledger.ParseAmount(s.DailyAmount, s.Currency); err != nil {
+		return l, fmt.Errorf("switch.stand_in.daily_amount: %w", err)
+	}
+	if l.MaxAmount <= 0 || l.DailyAmount < l.MaxAmount || l.DailyCount < 1 {
+		return l, errors.New("switch.stand_in: want 0 < max_amount <= daily_amount and daily_count >= 1")
+	}
+	return l, nil
 }
 
 // Rate is a token-bucket limit: PerSecond requests on average, Burst at
@@ -208,8 +239,9 @@ func DefaultConfig() Config {
 		Regions: []Region{{Name: "beijing"}, {Name: "shanghai"}},
 		Routes: []routing.Rule{{
 			Name: "demo-cards", BIN: routing.BINs{DemoBIN}, Luhn: true, MinLength: 16, MaxLength: 19,
-			Region:  &routing.RegionCode{Offset: 6, Length: 2},
-			Regions: map[string]string{"11": "beijing", "31": "shanghai"},
+			Region:     &routing.RegionCode{Offset: 6, Length: 2},
+			Regions:    map[string]string{"11": "beijing", "31": "shanghai"},
+			Alternates: []string{routing.StandIn},
 		}},
 		Ledger: LedgerSettings{MaxBatch: 256},
 		Switch: SwitchSettings{
@@ -217,6 +249,7 @@ func DefaultConfig() Config {
 			Window:  WindowSettings{Initial: 256, Min: 8, Max: 4096, Target: 100 * time.Millisecond},
 			Breaker: BreakerSettings{Failures: 5, Cooldown: 5 * time.Second},
 			SAF:     SAFSettings{BackoffMin: time.Second, BackoffMax: 5 * time.Minute},
+			StandIn: &StandInSettings{Currency: DemoCurrency, MaxAmount: "500.00", DailyAmount: "1000.00", DailyCount: 5},
 		},
 	}
 }
@@ -358,11 +391,15 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Destinations are the names routing rules may use: the regions.
+// Destinations are the names routing rules may use: the regions, and
+// stand-in when it is configured.
 func (c Config) Destinations() map[string]bool {
 	dests := map[string]bool{}
 	for _, r := range c.Regions {
 		dests[r.Name] = true
+	}
+	if c.Switch.StandIn != nil {
+		dests[routing.StandIn] = true
 	}
 	return dests
 }
@@ -411,6 +448,11 @@ func (c Config) validateFlow() []error {
 	w := sw.Window
 	if w.Min < 1 || w.Max < w.Min || w.Initial < w.Min || w.Initial > w.Max || w.Target <= 0 {
 		bad("switch.window", "want 1 <= min <= initial <= max and a positive target (got %d, %d, %d, %v)", w.Min, w.Initial, w.Max, w.Target)
+	}
+	if sw.StandIn != nil {
+		if _, err := sw.StandIn.limits(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if sw.Breaker.Failures < 1 || sw.Breaker.Cooldown <= 0 {
 		bad("switch.breaker", "failures must be at least 1 and cooldown positive")

@@ -157,10 +157,17 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 			identityRates[ch.Name] = switching.Rate{PerSecond: r.PerSecond, Burst: r.Burst}
 		}
 	}
+	var standIn *switching.StandIn
+	if si := cfg.Switch.StandIn; si != nil {
+		limits, _ := si.limits() // validated
+		if standIn, err = switching.NewStandIn(limits, n.saf, nil, log); err != nil {
+			return nil, err
+		}
+	}
 	n.sw, err = switching.New(switching.Options{
 		Routes: routes, Destinations: dests, Logger: log, Registerer: n.registry, Timeout: cfg.Switch.Timeout,
 		Inbound: inbound, Match: cfg.Switch.Match, OverloadCode: cfg.Switch.OverloadCode, QueueBudget: cfg.Switch.QueueBudget,
-		ChannelRates: channelRates, IdentityRates: identityRates, SAF: n.saf,
+		ChannelRates: channelRates, IdentityRates: identityRates, SAF: n.saf, StandIn: standIn,
 	})
 	if err != nil {
 		return nil, err

@@ -23,6 +23,8 @@ const (
 	RCNoOriginal         = "25" // unable to locate the original of a reversal
 	RCFormatError        = "30"
 	RCInsufficientFunds  = "51"
+	RCExceedsAmount      = "61" // exceeds withdrawal amount limit
+	RCExceedsCount       = "65" // exceeds withdrawal frequency limit
 	RCRestrictedCard     = "62"
 	RCTooLate            = "68" // response received too late: a timeout, or an original after its reversal
 	RCIssuerUnavailable  = "91"
@@ -50,6 +52,10 @@ func ResponseText(rc string) string {
 		return "format error"
 	case RCInsufficientFunds:
 		return "insufficient funds"
+	case RCExceedsAmount:
+		return "exceeds withdrawal amount limit"
+	case RCExceedsCount:
+		return "exceeds withdrawal frequency limit"
 	case RCRestrictedCard:
 		return "restricted card"
 	case RCTooLate:

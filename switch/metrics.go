@@ -23,6 +23,7 @@ const (
 	declineTimeout
 	declineBadAnswer
 	declineBudget
+	declineStandIn
 	declineCount
 )
 
@@ -31,6 +32,7 @@ var declineNames = [declineCount]string{
 	declineRateChannel: "rate_channel", declineRateIdentity: "rate_identity", declineDuplicate: "duplicate",
 	declineRoute: "route", declineWindow: "window", declineUnavailable: "unavailable",
 	declineTimeout: "timeout", declineBadAnswer: "bad_answer", declineBudget: "budget",
+	declineStandIn: "stand_in_limit",
 }
 
 // stageTimes is where one request's time went: from its frame being read
@@ -53,6 +55,7 @@ type metrics struct {
 	stages    [4]prometheus.Observer // front, queue, destination, total
 	declines  [declineCount]prometheus.Counter
 	reversals *prometheus.CounterVec
+	standIns  [standInFailed + 1]prometheus.Counter
 
 	counters  sync.Map // counterKey → prometheus.Counter
 	observers sync.Map // channel string → prometheus.Observer
@@ -96,13 +99,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	declines := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "junction", Subsystem: "switch", Name: "declines_total",
-		Help: "Requests the switch answered itself, by reason: unsupported, format, rate_channel, rate_identity, duplicate, route, window, unavailable, timeout, bad_answer, budget.",
+		Help: "Requests the switch answered itself, by reason: unsupported, format, rate_channel, rate_identity, duplicate, route, window, unavailable, timeout, bad_answer, budget, stand_in_limit.",
 	}, []string{"reason"})
 	for i := declineUnsupported; i < declineCount; i++ {
 		m.declines[i] = declines.WithLabelValues(declineNames[i])
 	}
+	standIns := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "junction", Subsystem: "switch", Name: "stand_in_total",
+		Help: "Stand-in decisions for destinations that could not be reached: approved (advice queued), over_amount, over_count, not_eligible (not a purchase: declined 91), failed (advice not queued: declined).",
+	}, []string{"result"})
+	for r, name := range map[standInResult]string{standInApproved: "approved", standInNotEligible: "not_eligible",
+		standInOverLimit: "over_amount", standInOverCount: "over_count", standInFailed: "failed"} {
+		m.standIns[r] = standIns.WithLabelValues(name)
+	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.decisions, stage, declines, m.reversals)
+		reg.MustRegister(m.requests, m.latency, m.decisions, stage, declines, m.reversals, standIns)
 	}
 	return m
 }
@@ -136,3 +147,5 @@ func (m *metrics) declined(why decline) {
 }
 
 func (m *metrics) reversal(result string) { m.reversals.WithLabelValues(result).Inc() }
+
+func (m *metrics) standIn(r standInResult) { m.standIns[r].Inc() }

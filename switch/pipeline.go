@@ -155,11 +155,13 @@ func (s *Switch) dispatch(ctx context.Context, p *front.Peer, mti [4]byte, req, 
 			name = d.Alternates[i]
 		}
 		o.dest = name
-		dest := s.dests[name]
-		if dest == nil {
-			// Only StandIn can be missing: SetRoutes checked the rest.
+		if name == routing.StandIn {
+			if s.standIn.serve(s, d.Destination, req, resp, o) {
+				return
+			}
 			continue
 		}
+		dest := s.dests[name]
 		out := req // what the destination gets: req, or req re-stamped
 		var rs *restamped
 		if s.restamp[name] {

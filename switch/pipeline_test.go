@@ -2,6 +2,7 @@ package switching_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -459,5 +460,87 @@ func TestQueueBudget(t *testing.T) {
 	sw.Serve(ctx, peer, request(t, codec.ISO87ASCII(), codec.TxPurchase, pan, 100), resp)
 	if rc := string(resp.Get(39)); rc != "91" || balanceOf(t, shard) != before {
 		t.Fatalf("rc %s, balance %d (was %d)", rc, balanceOf(t, shard), before)
+	}
+}
+
+// outage is a shard behind a line that is down until up is set: while it
+// is down nothing reaches the shard.
+type outage struct {
+	host *ledger.Host
+	up   atomic.Bool
+}
+
+func (o *outage) Exchange(ctx context.Context, req, resp *codec.Message) error {
+	if !o.up.Load() {
+		return fmt.Errorf("%w (%w): line down", switching.ErrUnavailable, front.ErrNotSent)
+	}
+	return o.host.Exchange(ctx, req, resp)
+}
+
+// TestStandIn: while the shard cannot be reached, purchases within the
+// card's limits are approved in stand-in and their advices wait in the SAF;
+// over a limit they are declined 61 or 65; balance inquiries get 91. When
+// the shard is back it books every stand-in approval exactly once.
+func TestStandIn(t *testing.T) {
+	shard := openShard(t) // 100.00 on the card
+	line := &outage{host: ledger.NewHost(shard)}
+	dests := map[string]switching.Destination{"beijing": line}
+	reg := prometheus.NewRegistry()
+	q := openSAF(t, nil, dests)
+	si, err := switching.NewStandIn(switching.StandInLimits{Currency: 156, MaxAmount: 5000, DailyAmount: 12000, DailyCount: 3}, q, nil, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := cardRoutes(t, routing.Rule{Name: "cards", BIN: routing.BINs{"629990"}, Destination: "beijing", Alternates: []string{routing.StandIn}})
+	sw, err := switching.New(switching.Options{Routes: routes, Destinations: dests, Logger: quiet(), SAF: q, StandIn: si, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := balanceOf(t, shard)
+	d := codec.ISO87ASCII()
+	ask := func(typ string, amount int64) *codec.Message {
+		resp, _ := serve(sw, request(t, d, typ, pan, amount))
+		return resp
+	}
+	for i, c := range []struct {
+		typ    string
+		amount int64
+		rc     string
+	}{
+		{codec.TxPurchase, 4000, "00"},
+		{codec.TxPurchase, 6000, "61"}, // over the 50.00 a purchase
+		{codec.TxPurchase, 5000, "00"},
+		{codec.TxPurchase, 3001, "61"}, // over the 120.00 a day
+		{codec.TxBalance, 0, "91"},     // stand-in knows no balance
+		{codec.TxPurchase, 3000, "00"}, // the third of the day
+		{codec.TxPurchase, 1, "65"},    // a fourth
+	} {
+		resp := ask(c.typ, c.amount)
+		if rc := string(resp.Get(39)); rc != c.rc {
+			t.Fatalf("request %d (%s %d): rc %s, want %s", i, c.typ, c.amount, rc, c.rc)
+		}
+		if c.rc == "00" && (len(resp.Get(38)) != 6 || resp.Get(38)[0] != 'S') {
+			t.Fatalf("request %d: approval code %q", i, resp.Get(38))
+		}
+	}
+	if depth := q.Depth("beijing"); depth != 3 {
+		t.Fatalf("SAF depth %d, want the 3 advices", depth)
+	}
+	if balanceOf(t, shard) != before {
+		t.Fatal("the shard was reached while down")
+	}
+	if n := counterValue(t, reg, "junction_switch_stand_in_total", "result", "approved"); n != 3 {
+		t.Fatalf("stand_in_total{approved} = %v", n)
+	}
+
+	line.up.Store(true)
+	eventually(t, "the advices are delivered", func() bool { return q.Depth("beijing") == 0 })
+	// 120.00 in stand-in against 100.00 on the card: the shard books every
+	// advice, forced, and the card is overdrawn by the stand-in exposure.
+	if got := balanceOf(t, shard); got != before-12000 {
+		t.Fatalf("balance %d, want %d", got, before-12000)
+	}
+	if _, err := shard.Verify(); err != nil {
+		t.Fatal(err)
 	}
 }

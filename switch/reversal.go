@@ -23,30 +23,36 @@ func needsReversal(mti [4]byte, req *codec.Message) bool {
 }
 
 // buildReversal makes rev the reversal advice (0420) of req, an unanswered
-// request: the request's identifying fields, and field 90 naming it
+// request.
+func buildReversal(rev, req *codec.Message) error {
+	return adviceOf(rev, req, codec.ClassReversal)
+}
+
+// adviceOf makes adv an advice of class (0420 reversal, 0220 completion)
+// about req: the request's identifying fields, and field 90 naming it
 // (original MTI, STAN, transmission time, acquirer zero padded to 11,
 // forwarding institution not given). The advice keeps the request's STAN
 // and transmission time, so its own idempotency key is stable however
 // often it is retried.
-func buildReversal(rev, req *codec.Message) error {
+func adviceOf(rev, req *codec.Message, class byte) error {
 	mti, ok := req.MTI()
 	if !ok {
-		return fmt.Errorf("switch: reversal of a message without an MTI")
+		return fmt.Errorf("switch: advice of a message without an MTI")
 	}
 	rev.Reset(req.Dialect())
-	if err := rev.SetMTI([4]byte{mti[0], codec.ClassReversal, '2', '0'}); err != nil {
+	if err := rev.SetMTI([4]byte{mti[0], class, '2', '0'}); err != nil {
 		return err
 	}
 	for _, id := range reversalFields {
 		if v := req.Get(id); v != nil {
 			if err := rev.Set(id, v); err != nil {
-				return fmt.Errorf("switch: reversal field %d: %w", id, err)
+				return fmt.Errorf("switch: advice field %d: %w", id, err)
 			}
 		}
 	}
 	stan, when, acq := req.Get(11), req.Get(7), req.Get(32)
 	if len(stan) != 6 || len(when) != 10 || len(acq) > 11 {
-		return fmt.Errorf("switch: reversal: the original's STAN, transmission time or acquirer do not fit field 90")
+		return fmt.Errorf("switch: advice: the original's STAN, transmission time or acquirer do not fit field 90")
 	}
 	var f90 [42]byte
 	copy(f90[0:4], mti[:])

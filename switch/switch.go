@@ -69,6 +69,10 @@ type Options struct {
 	// all the switch's channels. Never a ledger shard, whose idempotency key
 	// holds the channel's STAN.
 	Restamp map[string]bool
+	// StandIn, when set, approves purchases within its limits for a
+	// destination that cannot be reached, on routes that name
+	// routing.StandIn among their alternates.
+	StandIn *StandIn
 	// SAF carries, when set, the reversal advice of every request whose
 	// destination may have acted on it without answering (a timeout, a
 	// connection lost under it), and the advices (0220, 0420) from channels
@@ -97,6 +101,7 @@ type Switch struct {
 	stan       atomic.Uint32
 	outbound   sync.Pool // *restamped
 	saf        *SAF
+	standIn    *StandIn
 	reversals  sync.Pool // *codec.Message
 }
 
@@ -133,6 +138,7 @@ func New(o Options) (*Switch, error) {
 		metrics: newMetrics(o.Registerer), scratch: sync.Pool{New: func() any { return new(converted) }},
 		channels: map[string]*Bucket{}, identities: map[string]*Buckets{}, epoch: time.Now(),
 		overload: o.OverloadCode, saf: o.SAF, budget: o.QueueBudget, restamp: o.Restamp,
+		standIn: o.StandIn,
 	}
 	s.outbound.New = func() any { return new(restamped) }
 	s.reversals.New = func() any { return codec.NewMessage(codec.ISO87ASCII()) }
@@ -177,8 +183,14 @@ func (s *Switch) SetRoutes(t *routing.Table) error {
 		for _, d := range r.Regions {
 			names = append(names, d)
 		}
+		if r.Destination == routing.StandIn {
+			return fmt.Errorf("switch: rule %s: stand-in is an alternate, not a destination: its advices go to the destination it stands in for", r.Name)
+		}
 		for _, n := range names {
-			if n != "" && s.dests[n] == nil {
+			if n == routing.StandIn && s.standIn == nil {
+				return fmt.Errorf("switch: rule %s names stand-in, which is not configured", r.Name)
+			}
+			if n != "" && n != routing.StandIn && s.dests[n] == nil {
 				return fmt.Errorf("switch: rule %s routes to %q, which is not a destination", r.Name, n)
 			}
 		}

@@ -379,9 +379,21 @@ func TestLedgerProcessOutage(t *testing.T) {
 			t.Fatalf("shanghai: rc %s", rc)
 		}
 	})
+	t.Run("a purchase meanwhile is approved in stand-in and its advice queued", func(t *testing.T) {
+		stan++
+		resp := ask(t, pos, d, front.Txn{Type: codec.TxPurchase, PAN: richPAN, Amount: 4321, Currency: 156, STAN: stan,
+			Terminal: "OUTAGE01", Time: time.Now()})
+		if rc, auth := string(resp.Get(39)), resp.Get(38); rc != "00" || len(auth) != 6 || auth[0] != 'S' {
+			t.Fatalf("rc %s auth %q, want a stand-in approval", rc, auth)
+		}
+		if depth := n.SAF().Depth("beijing"); depth != 1 {
+			t.Fatalf("SAF depth %d", depth)
+		}
+	})
 	t.Run("the switch recovers by itself when the process is back", func(t *testing.T) {
 		proc.start(cfg.Regions[0].Remote.Listen)
 		eventually(t, "beijing is served again", func() bool { return balance(richPAN) == "00" })
+		eventually(t, "the stand-in advice is delivered", func() bool { return n.SAF().Depth("beijing") == 0 })
 	})
 }
 
