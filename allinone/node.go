@@ -34,6 +34,7 @@ type Node struct {
 	shards   map[string]*ledger.Shard
 	remotes  []*remoteRegion // regions whose shard runs in its own process
 	saf      *switching.SAF
+	pools    []*switching.Pool // one per destination, in configuration order
 	front    *front.Server
 	wires    map[string]Wire     // channel → dialect and framing
 	addrs    map[string]net.Addr // channel → bound address
@@ -228,6 +229,8 @@ func (n *Node) serveHTTP() (err error) {
 			}
 			fmt.Fprintf(w, "routing rules reloaded: %d rules\n", len(n.sw.Routes().Rules()))
 		})
+		mux.HandleFunc("GET /admin/destinations", n.adminDestinations)
+		mux.HandleFunc("GET /admin/saf", n.adminSAF)
 	})
 	return err
 }
@@ -351,11 +354,15 @@ func (n *Node) stop(ctx context.Context) error {
 func (n *Node) pool(name string, members []switching.Member) (*switching.Pool, error) {
 	strategy, _ := switching.ParseStrategy(n.cfg.Switch.Balance) // validated
 	w := n.cfg.Switch.Window
-	return switching.NewPool(name, members, switching.PoolOptions{
+	p, err := switching.NewPool(name, members, switching.PoolOptions{
 		Strategy: strategy, FailureThreshold: n.cfg.Switch.Breaker.Failures, Cooldown: n.cfg.Switch.Breaker.Cooldown,
 		Window: &switching.WindowOptions{Initial: w.Initial, Min: w.Min, Max: w.Max, Target: w.Target},
 		Logger: n.log, Registerer: n.registry,
 	})
+	if err == nil {
+		n.pools = append(n.pools, p)
+	}
+	return p, err
 }
 
 // SAF is the switch's store-and-forward queue of advices.

@@ -180,3 +180,20 @@ func counter(t *testing.T, n *allinone.Node, name, label, value string) float64 
 	}
 	return 0
 }
+
+// TestAdminViews: the destinations' endpoints and the SAF, as an operator
+// reads them on the HTTP port.
+func TestAdminViews(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	n := start(t, cfg)
+	dests := get(t, "http://"+n.HTTPAddr().String()+"/admin/destinations")
+	for _, want := range []string{`"beijing": [`, `"breaker": "closed"`, `"health": "up"`, `"window": 256`} {
+		if !strings.Contains(dests, want) {
+			t.Errorf("/admin/destinations lacks %s:\n%s", want, dests)
+		}
+	}
+	saf := get(t, "http://"+n.HTTPAddr().String()+"/admin/saf")
+	if !strings.Contains(saf, `"shanghai": {`) || !strings.Contains(saf, `"depth": 0`) {
+		t.Errorf("/admin/saf:\n%s", saf)
+	}
+}
