@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/junction-switch/junction/codec"
+	sharedmetrics "github.com/junction-switch/junction/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -963,27 +964,27 @@ type linkMetrics struct {
 // links of one process share them) and resolves the endpoint's children.
 func newLinkMetrics(reg prometheus.Registerer, endpoint string) (linkMetrics, error) {
 	var errs []error
-	requests := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	requests := sharedmetrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "junction", Subsystem: "link", Name: "requests_total",
 		Help: "Requests sent over outbound links, by result (ok, timeout, unavailable, duplicate, bad_reply, invalid).",
 	}, []string{"endpoint", "result"}), &errs)
-	inFlight := register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	inFlight := sharedmetrics.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "junction", Subsystem: "link", Name: "in_flight",
 		Help: "Requests waiting for their answer on an outbound link.",
 	}, []string{"endpoint"}), &errs)
-	late := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	late := sharedmetrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "junction", Subsystem: "link", Name: "late_replies_total",
 		Help: "Answers no request waited for (late after a timeout, unknown, or undecodable), dropped.",
 	}, []string{"endpoint"}), &errs)
-	reconnects := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	reconnects := sharedmetrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "junction", Subsystem: "link", Name: "reconnects_total",
 		Help: "Connections re-established after one was lost.",
 	}, []string{"endpoint"}), &errs)
-	health := register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	health := sharedmetrics.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "junction", Subsystem: "link", Name: "health",
 		Help: "Link health: 0 down, 1 degraded, 2 up.",
 	}, []string{"endpoint"}), &errs)
-	heartbeat := register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	heartbeat := sharedmetrics.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "junction", Subsystem: "link", Name: "heartbeat_seconds",
 		Help:    "Round trip of answered heartbeats (0800/301).",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
@@ -1004,22 +1005,4 @@ func newLinkMetrics(reg prometheus.Registerer, endpoint string) (linkMetrics, er
 		health:      health.WithLabelValues(endpoint),
 		heartbeat:   heartbeat.WithLabelValues(endpoint),
 	}, nil
-}
-
-// register registers c on reg, or returns the collector registered before
-// under the same name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, errs *[]error) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		*errs = append(*errs, err)
-	}
-	return c
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/junction-switch/junction/codec"
 	"github.com/junction-switch/junction/front"
+	sharedmetrics "github.com/junction-switch/junction/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -612,15 +613,15 @@ type endpointMetrics struct {
 // children.
 func newEndpointMetrics(reg prometheus.Registerer, dest string, endpoints []string) ([]endpointMetrics, error) {
 	var errs []error
-	inFlight := registerShared(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	inFlight := sharedmetrics.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "junction", Subsystem: "switch", Name: "endpoint_in_flight",
 		Help: "Requests in flight to a destination's endpoint through its pool.",
 	}, []string{"destination", "endpoint"}), &errs)
-	breaker := registerShared(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	breaker := sharedmetrics.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "junction", Subsystem: "switch", Name: "endpoint_breaker",
 		Help: "Circuit breaker of a destination's endpoint: 0 closed, 1 half-open (probing), 2 open (ejected).",
 	}, []string{"destination", "endpoint"}), &errs)
-	ejections := registerShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	ejections := sharedmetrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "junction", Subsystem: "switch", Name: "endpoint_ejections_total",
 		Help: "Times an endpoint's breaker opened after consecutive failures (failed probes not included).",
 	}, []string{"destination", "endpoint"}), &errs)
@@ -636,24 +637,6 @@ func newEndpointMetrics(reg prometheus.Registerer, dest string, endpoints []stri
 		}
 	}
 	return ms, nil
-}
-
-// registerShared registers c on reg, or returns the collector registered
-// before under the same name (front's register, which is not exported).
-func registerShared[C prometheus.Collector](reg prometheus.Registerer, c C, errs *[]error) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		*errs = append(*errs, err)
-	}
-	return c
 }
 
 // priority reports whether req may use a window's reserve: reversals and
