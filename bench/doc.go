@@ -1,10 +1,26 @@
-// Package bench measures Junction end to end. Today it holds the
-// end-to-end benchmark of the all-in-one deployment (BenchmarkEndToEnd):
-// the real switch in-process, real mutual-TLS connections, real badger
-// ledgers with synced commits, pipelined purchases from several channels.
+// Package bench measures Junction end to end: the load-test harness behind
+// `junction bench`, and the in-process end-to-end benchmark.
+//
+// Run drives a running switch over its channels: long mutual-TLS
+// connections that keep a number of requests in flight (closed loop), or
+// requests due at a target rate whose latency counts from when each was
+// due, so a stalled server cannot hide its queue (open loop); and loops
+// that open a connection per transaction on short-connection channels,
+// resuming their TLS sessions. Requests come from a weighted mix
+// (purchases and balance inquiries today) over a set of cards with a hot
+// share. Latencies go into log-linear histograms (under 1 % error) per
+// connection and per second; the Report has throughput, p50 to max,
+// response codes, errors by kind, the per-second series, and what was
+// approved per card, for the audit `junction bench` makes afterwards
+// through balance inquiries. Reports are written as JSON, Markdown and an
+// SVG plot.
+//
+// BenchmarkEndToEnd is the all-in-one node in the same process: real
+// mutual-TLS connections, real badger ledgers with synced commits.
 //
 //	go test -run '^$' -bench EndToEnd -benchtime 20000x ./bench
 //
-// The load-test harness (`junction bench`: open and closed loop, mixes,
-// reports, post-run audit) will live here too. Nothing imports this package.
+// Not yet here: the baseline switch for the side-by-side proof, the search
+// for the highest rate at which p99 stays under a bound, the other
+// transaction kinds of the mix, a post-run `ledger verify`.
 package bench

@@ -1,0 +1,495 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/junction-switch/junction/allinone"
+	"github.com/junction-switch/junction/codec"
+	"github.com/junction-switch/junction/front"
+)
+
+// Kind is a transaction type of the mix.
+type Kind string
+
+// The kinds the harness sends today.
+const (
+	Purchase Kind = "purchase"
+	Balance  Kind = "balance"
+)
+
+// Target is one channel the harness drives: where it listens, the client
+// certificate it wants (nil TLS: plaintext), how it speaks, and whether it
+// takes one request per connection.
+type Target struct {
+	Channel string
+	Addr    string
+	TLS     *tls.Config
+	Wire    allinone.Wire
+	Short   bool
+}
+
+// Options shape a run.
+type Options struct {
+	Targets []Target
+	// Conns long connections are spread over the targets that keep them;
+	// ShortConns goroutines each open a connection per transaction on the
+	// short-connection targets (TLS session resumption on).
+	Conns, ShortConns int
+	// InFlight is the requests each long connection keeps unanswered.
+	InFlight int
+	// Rate > 0 runs open loop: requests are due at this many per second,
+	// and latency is measured from when each was due, so a stalled server
+	// cannot hide its queue. Rate 0 runs closed loop: every connection
+	// sends as soon as an answer frees a slot.
+	Rate     float64
+	Duration time.Duration // measured
+	Warmup   time.Duration // sent, not measured
+	Mix      map[Kind]int  // weights
+	Cards    []string      // PANs; requests pick one at random
+	HotShare float64       // share of requests on Cards[0], the hot card
+	Amount   int64         // minor units per purchase
+	Currency uint16
+	// Progress gets a line every second while the run lasts; nil: none.
+	Progress io.Writer
+}
+
+// result is one answer, or one failure, as a connection saw it.
+type result struct {
+	kind    Kind
+	card    int
+	amount  int64
+	latency time.Duration
+	rc      string // "" on failure
+	err     string
+}
+
+// run is the shared state of a run.
+type run struct {
+	o        Options
+	start    time.Time // measurement starts (after warmup)
+	end      time.Time
+	kinds    []Kind // one per unit of weight
+	due      chan time.Time
+	terminal atomic.Int64
+
+	mu       sync.Mutex
+	hist     histogram
+	seconds  []second
+	codes    map[string]int64
+	errors   map[string]int64
+	approved map[int]int64 // card → approved purchase amount
+	resumed  atomic.Int64
+	shortTx  atomic.Int64
+	backlog  atomic.Int64
+	sent     atomic.Int64
+}
+
+// second is one second of the run, for the progress line and the plot.
+type second struct {
+	Answered int64 `json:"answered"`
+	P99us    int64 `json:"p99_us"`
+	hist     histogram
+}
+
+// Run drives the targets for Warmup then Duration and returns what it
+// measured. It stops early when ctx ends.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	r := &run{o: o, codes: map[string]int64{}, errors: map[string]int64{}, approved: map[int]int64{}}
+	for _, k := range []Kind{Purchase, Balance} {
+		for range o.Mix[k] {
+			r.kinds = append(r.kinds, k)
+		}
+	}
+	began := time.Now()
+	r.start = began.Add(o.Warmup)
+	r.end = r.start.Add(o.Duration)
+	r.seconds = make([]second, int(o.Duration/time.Second)+1)
+	ctx, cancel := context.WithDeadline(ctx, r.end)
+	defer cancel()
+
+	var long, short []Target
+	for _, t := range o.Targets {
+		if t.Short {
+			short = append(short, t)
+		} else {
+			long = append(long, t)
+		}
+	}
+	if o.Rate > 0 {
+		r.due = make(chan time.Time, 1<<16)
+		go r.schedule(ctx, began)
+	}
+	var wg sync.WaitGroup
+	var dialErr error
+	var once sync.Once
+	for i := 0; i < o.Conns && len(long) > 0; i++ {
+		t := long[i%len(long)]
+		c, err := dial(ctx, t)
+		if err != nil {
+			once.Do(func() { dialErr = err })
+			break
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); r.long(ctx, t, c) }()
+	}
+	for i := 0; i < o.ShortConns && len(short) > 0 && dialErr == nil; i++ {
+		t := short[i%len(short)]
+		wg.Add(1)
+		go func() { defer wg.Done(); r.short(ctx, t) }()
+	}
+	if dialErr != nil {
+		cancel()
+		wg.Wait()
+		return nil, dialErr
+	}
+	progressDone := make(chan struct{})
+	if o.Progress != nil {
+		go func() { defer close(progressDone); r.progress(ctx) }()
+	} else {
+		close(progressDone)
+	}
+	wg.Wait()
+	cancel()
+	<-progressDone // no line after Run returns
+	return r.report(), nil
+}
+
+func (o *Options) check() error {
+	var errs []error
+	if len(o.Targets) == 0 {
+		errs = append(errs, errors.New("bench: no target"))
+	}
+	if o.Conns < 0 || o.ShortConns < 0 || o.Conns+o.ShortConns == 0 {
+		errs = append(errs, errors.New("bench: no connection to drive"))
+	}
+	if o.InFlight < 1 {
+		errs = append(errs, errors.New("bench: in-flight must be at least 1"))
+	}
+	if o.Duration <= 0 || o.Warmup < 0 || o.Rate < 0 {
+		errs = append(errs, errors.New("bench: duration must be positive, warmup and rate not negative"))
+	}
+	if len(o.Cards) == 0 {
+		errs = append(errs, errors.New("bench: no card to use"))
+	}
+	if o.Mix[Purchase]+o.Mix[Balance] <= 0 || o.Mix[Purchase] < 0 || o.Mix[Balance] < 0 {
+		errs = append(errs, errors.New("bench: the mix needs a positive weight"))
+	}
+	for k := range o.Mix {
+		if k != Purchase && k != Balance {
+			errs = append(errs, fmt.Errorf("bench: %q is not in the mix the harness sends yet (purchase, balance)", k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// schedule emits the due time of every request of an open-loop run. It
+// never waits for the connections: a request that finds no connection free
+// waits in due, and its latency counts from when it was due.
+func (r *run) schedule(ctx context.Context, began time.Time) {
+	interval := time.Duration(float64(time.Second) / r.o.Rate)
+	next := began
+	for {
+		if wait := time.Until(next); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		// Emit every request due by now (a late timer catches up).
+		for now := time.Now(); !next.After(now); next = next.Add(interval) {
+			select {
+			case r.due <- next:
+			default:
+				r.backlog.Add(1) // the generator itself cannot keep up: counted, never hidden
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func dial(ctx context.Context, t Target) (*front.Client, error) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := front.Dial(dctx, t.Addr, t.TLS, front.ClientOptions{Dialect: t.Wire.Dialect, Framing: t.Wire.Framing, Header: t.Wire.Header})
+	if err != nil {
+		return nil, fmt.Errorf("bench: channel %s at %s: %w", t.Channel, t.Addr, err)
+	}
+	return c, nil
+}
+
+// pending is a request a long connection sent and waits for.
+type pending struct {
+	kind   Kind
+	card   int
+	amount int64
+	from   time.Time // sent (closed loop) or due (open loop)
+}
+
+// long drives one long connection: a writer keeps up to InFlight requests
+// out, a reader matches answers by STAN.
+func (r *run) long(ctx context.Context, t Target, c *front.Client) {
+	defer c.Close()
+	terminal := fmt.Sprintf("L%07d", r.terminal.Add(1))
+	credits := make(chan struct{}, r.o.InFlight)
+	for range r.o.InFlight {
+		credits <- struct{}{}
+	}
+	var mu sync.Mutex
+	waiting := map[string]pending{} // STAN → request
+	done := make(chan struct{})
+	go func() { // reader
+		defer close(done)
+		resp := codec.NewMessage(t.Wire.Dialect)
+		for {
+			if err := c.Receive(resp); err != nil {
+				mu.Lock()
+				lost := len(waiting)
+				mu.Unlock()
+				for range lost {
+					r.record(result{err: "no answer (connection closed or lost)"})
+				}
+				return
+			}
+			mu.Lock()
+			p, ok := waiting[string(resp.Get(11))]
+			delete(waiting, string(resp.Get(11)))
+			mu.Unlock()
+			if !ok {
+				r.record(result{err: "answer to no request (unknown STAN)"})
+				continue
+			}
+			r.record(result{kind: p.kind, card: p.card, amount: p.amount, latency: time.Since(p.from), rc: approvalCode(resp)})
+			credits <- struct{}{}
+		}
+	}()
+	built, req := codec.NewMessage(codec.ISO87ASCII()), codec.NewMessage(t.Wire.Dialect)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(len(terminal))))
+	stan := uint32(0)
+	var saved codec.Saved
+send:
+	for {
+		var from time.Time
+		select {
+		case <-ctx.Done():
+			break send
+		case <-credits:
+		}
+		if r.due != nil {
+			select {
+			case <-ctx.Done():
+				break send
+			case from = <-r.due:
+			}
+		} else {
+			from = time.Now()
+		}
+		stan = stan%999999 + 1
+		kind, card := r.pick(rng)
+		tx := r.txn(kind, card, stan, terminal, from)
+		err := r.build(t, tx, built, req, &saved)
+		if err == nil {
+			mu.Lock()
+			waiting[fmt.Sprintf("%06d", stan)] = pending{kind: kind, card: card, amount: tx.Amount, from: from}
+			mu.Unlock()
+			r.sent.Add(1)
+			err = c.Send(req)
+		}
+		if err != nil {
+			r.record(result{err: "send: " + err.Error()})
+			break
+		}
+	}
+	// Give the answers in flight up to two seconds, then close: what is
+	// still unanswered is counted as lost.
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		n := len(waiting)
+		mu.Unlock()
+		if n == 0 {
+			break
+		}
+	}
+	c.Close()
+	<-done
+}
+
+// short drives one short-connection loop: a new connection per
+// transaction, resuming the TLS session when the server allows.
+func (r *run) short(ctx context.Context, t Target) {
+	terminal := fmt.Sprintf("S%07d", r.terminal.Add(1))
+	built, req := codec.NewMessage(codec.ISO87ASCII()), codec.NewMessage(t.Wire.Dialect)
+	resp := codec.NewMessage(t.Wire.Dialect)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	var saved codec.Saved
+	for stan := uint32(1); ctx.Err() == nil; stan = stan%999999 + 1 {
+		from := time.Now()
+		if r.due != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case from = <-r.due:
+			}
+		}
+		kind, card := r.pick(rng)
+		tx := r.txn(kind, card, stan, terminal, from)
+		if err := r.build(t, tx, built, req, &saved); err != nil {
+			r.record(result{err: "build: " + err.Error()})
+			return
+		}
+		c, err := dial(ctx, t)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.record(result{err: "dial: " + err.Error()})
+			}
+			continue
+		}
+		if c.ConnectionState().DidResume {
+			r.resumed.Add(1)
+		}
+		r.sent.Add(1)
+		r.shortTx.Add(1)
+		xctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = c.Exchange(xctx, req, resp)
+		cancel()
+		c.Close()
+		if err != nil {
+			r.record(result{err: "short exchange: " + err.Error()})
+			continue
+		}
+		r.record(result{kind: kind, card: card, amount: tx.Amount, latency: time.Since(from), rc: approvalCode(resp)})
+	}
+}
+
+// pick draws a kind from the mix and a card: the hot one with HotShare,
+// else any.
+func (r *run) pick(rng *rand.Rand) (Kind, int) {
+	kind := r.kinds[rng.IntN(len(r.kinds))]
+	card := 0
+	if len(r.o.Cards) > 1 && rng.Float64() >= r.o.HotShare {
+		card = rng.IntN(len(r.o.Cards))
+	}
+	return kind, card
+}
+
+func (r *run) txn(kind Kind, card int, stan uint32, terminal string, at time.Time) front.Txn {
+	tx := front.Txn{PAN: r.o.Cards[card], Currency: r.o.Currency, STAN: stan, Terminal: terminal,
+		Merchant: "JUNCTION BENCH", Time: at}
+	switch kind {
+	case Purchase:
+		tx.Type, tx.Amount = codec.TxPurchase, r.o.Amount
+	case Balance:
+		tx.Type = codec.TxBalance
+	}
+	return tx
+}
+
+// build makes req the request tx in the target's dialect: built in 1987
+// terms, through the channel's map when its layout differs (1993).
+func (r *run) build(t Target, tx front.Txn, built, req *codec.Message, saved *codec.Saved) error {
+	if t.Wire.Outbound == nil {
+		return tx.Build(t.Wire.Dialect, req)
+	}
+	if err := tx.Build(built.Dialect(), built); err != nil {
+		return err
+	}
+	return t.Wire.Outbound.Request(req, built, &codec.Context{Now: tx.Time}, saved)
+}
+
+// approvalCode is the answer's response code in 1987 terms: a 1993
+// channel's action code 000 is an approval like 00.
+func approvalCode(resp *codec.Message) string {
+	rc := string(resp.Get(39))
+	if rc == "000" {
+		return codec.RCApproved
+	}
+	return rc
+}
+
+// record counts one result, if it falls in the measured part of the run.
+func (r *run) record(res result) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if res.rc == codec.RCApproved && res.kind == Purchase {
+		// Every approval counts for the audit, warmup included: the
+		// ledger booked it either way.
+		r.approved[res.card] += res.amount
+	}
+	if now.Before(r.start) {
+		return
+	}
+	if res.err != "" {
+		r.errors[res.err]++
+		return
+	}
+	r.codes[res.rc]++
+	r.hist.record(res.latency)
+	if s := int(now.Sub(r.start) / time.Second); s < len(r.seconds) {
+		r.seconds[s].Answered++
+		r.seconds[s].hist.record(res.latency)
+	}
+}
+
+// progress prints a line a second: elapsed, rate, p99 so far, errors.
+func (r *run) progress(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			r.mu.Lock()
+			el := now.Sub(r.start)
+			var answered, errs int64
+			for _, n := range r.codes {
+				answered += n
+			}
+			for _, n := range r.errors {
+				errs += n
+			}
+			p99 := r.hist.quantile(0.99)
+			r.mu.Unlock()
+			if el < 0 {
+				fmt.Fprintf(r.o.Progress, "warming up … %s left\n", (-el).Round(time.Second))
+				continue
+			}
+			fmt.Fprintf(r.o.Progress, "%5.0fs  %8.0f req/s  p99 %s  errors %d\n",
+				el.Seconds(), float64(answered)/max(el.Seconds(), 1e-9), us(p99), errs)
+		}
+	}
+}
+
+func us(v int64) string { return (time.Duration(v) * time.Microsecond).String() }
+
+// codesSorted lists response codes by count, most first.
+func codesSorted(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/junction-switch/junction/allinone"
+	"github.com/junction-switch/junction/bench"
+	"github.com/junction-switch/junction/codec"
+	"github.com/junction-switch/junction/front"
+	"github.com/junction-switch/junction/ledger"
+	"github.com/junction-switch/junction/pki"
+)
+
+func benchCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("junction bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		config     = fs.String("c", "", "configuration of the switch to drive (channels, addresses, pki_dir); default: the built-in one `junction up` runs")
+		duration   = fs.Duration("duration", 15*time.Second, "how long to measure")
+		warmup     = fs.Duration("warmup", 2*time.Second, "load before measuring, not measured")
+		conns      = fs.Int("conns", 8, "long connections, spread over the long-connection channels")
+		shortConns = fs.Int("short-conns", 0, "loops opening one connection per transaction on the short-connection channels (kiosk)")
+		inFlight   = fs.Int("in-flight", 16, "requests each long connection keeps unanswered")
+		rate       = fs.Float64("rate", 0, "open loop at this many requests/s (latency from when each was due); 0: closed loop")
+		mix        = fs.String("mix", "purchase=9,balance=1", "transaction mix by weight: purchase, balance")
+		hot        = fs.Float64("hot", 0.5, "share of requests on the first card (a hot account)")
+		cards      = fs.String("cards", "", "comma-separated PANs (default: the demo cards with funds)")
+		amount     = fs.String("amount", "0.01", "amount of each purchase")
+		channels   = fs.String("channels", "", "comma-separated channels to drive (default: every channel of the configuration)")
+		targets    = fs.String("target", "", "comma-separated channel=host:port overriding where a channel is reached")
+		out        = fs.String("out", "bench/out", "directory for report.json, report.md and plot.svg ('' to skip)")
+		audit      = fs.Bool("audit", true, "after the run, check each card's balance moved by exactly the approved purchases (no other traffic must run meanwhile)")
+	)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: junction bench [-c FILE] [--duration 15s] [--conns 8] [--in-flight 16] [--rate R] [flags]
+
+Drives a running switch (by default the one 'junction up' runs on this machine,
+with the dev certificates in ./var/pki) over its channels: long pipelined mutual-TLS
+connections, and with --short-conns a connection per transaction (TLS session
+resumption on). Closed loop by default; --rate runs open loop and measures latency
+from when each request was due. It prints a progress line a second and a summary
+"N approvals/s", writes report.json, report.md and plot.svg, and audits the
+ledger through balance inquiries. It sends only to the addresses of the
+configuration or of --target.
+
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := allinone.LoadConfig(*config)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	o := bench.Options{Duration: *duration, Warmup: *warmup, Conns: *conns, ShortConns: *shortConns, InFlight: *inFlight,
+		Rate: *rate, HotShare: *hot, Currency: allinone.DemoCurrency, Progress: stdout, Mix: map[bench.Kind]int{}}
+	if o.Amount, err = ledger.ParseAmount(*amount, o.Currency); err != nil {
+		return fail(stderr, fmt.Errorf("--amount: %w", err))
+	}
+	if err := parseMix(*mix, o.Mix); err != nil {
+		return fail(stderr, err)
+	}
+	if *cards == "" {
+		for _, a := range allinone.DemoAccounts() {
+			if a.Opening >= 1_000_000 { // the demo cards that can take a long run
+				o.Cards = append(o.Cards, a.PAN)
+			}
+		}
+	} else {
+		o.Cards = strings.Split(*cards, ",")
+	}
+	if o.Targets, err = benchTargets(cfg, *channels, *targets); err != nil {
+		return fail(stderr, err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	audited := o.Targets[0]
+	for _, t := range o.Targets {
+		if !t.Short && t.Wire.Outbound == nil {
+			audited = t // a plain 1987 long channel asks the balances
+			break
+		}
+	}
+	var before []int64
+	if *audit {
+		if before, err = balances(ctx, audited, o.Cards); err != nil {
+			return fail(stderr, fmt.Errorf("audit: balances before the run: %w", err))
+		}
+	}
+	rep, err := bench.Run(ctx, o)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if *audit {
+		after, err := balances(context.Background(), audited, o.Cards)
+		if err != nil {
+			return fail(stderr, fmt.Errorf("audit: balances after the run: %w", err))
+		}
+		rep.Audit = &bench.Audit{Passed: true, Cards: len(o.Cards)}
+		for i, pan := range o.Cards {
+			if moved, want := before[i]-after[i], rep.ApprovedAmounts[i]; moved != want {
+				rep.Audit.Passed = false
+				rep.Audit.Breaks = append(rep.Audit.Breaks, fmt.Sprintf("card %s: balance moved by %d, approved purchases sum to %d",
+					codec.MaskPAN([]byte(pan)), moved, want))
+			}
+		}
+	}
+	fmt.Fprintln(stdout, rep.Summary())
+	if *out != "" {
+		if err := writeReports(*out, rep); err != nil {
+			return fail(stderr, err)
+		}
+		fmt.Fprintf(stdout, "reports in %s\n", *out)
+	}
+	if rep.Audit != nil && !rep.Audit.Passed {
+		return 1
+	}
+	return 0
+}
+
+func parseMix(s string, into map[bench.Kind]int) error {
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil || n < 0 {
+			return fmt.Errorf("--mix %q: want kind=weight,… e.g. purchase=9,balance=1", s)
+		}
+		into[bench.Kind(k)] = n
+	}
+	return nil
+}
+
+// benchTargets are the configuration's channels (or those named), each
+// with its dev-PKI client certificate and its wire, at its address or the
+// one --target gives.
+func benchTargets(cfg allinone.Config, only, overrides string) ([]bench.Target, error) {
+	addr := map[string]string{}
+	if overrides != "" {
+		for _, o := range strings.Split(overrides, ",") {
+			ch, a, ok := strings.Cut(o, "=")
+			if !ok {
+				return nil, fmt.Errorf("--target %q: want channel=host:port", o)
+			}
+			addr[ch] = a
+		}
+	}
+	want := map[string]bool{}
+	if only != "" {
+		for _, ch := range strings.Split(only, ",") {
+			want[ch] = true
+		}
+	}
+	dialects, err := cfg.DialectSet()
+	if err != nil {
+		return nil, err
+	}
+	wires, err := cfg.Wires(dialects)
+	if err != nil {
+		return nil, err
+	}
+	var out []bench.Target
+	for _, ch := range cfg.Channels {
+		if len(want) > 0 && !want[ch.Name] {
+			continue
+		}
+		t := bench.Target{Channel: ch.Name, Addr: ch.Listen, Wire: wires[ch.Name], Short: ch.Short}
+		if a := addr[ch.Name]; a != "" {
+			t.Addr = a
+		}
+		if ch.Plaintext == nil {
+			cert, key := pki.ClientFiles(cfg.PKIDir, ch.Name)
+			if t.TLS, err = front.ClientTLS(front.TLSFiles{Cert: cert, Key: key, CA: pki.CAFile(cfg.PKIDir)}, "localhost"); err != nil {
+				return nil, fmt.Errorf("channel %s: %w (has 'junction up' created %s?)", ch.Name, err, cfg.PKIDir)
+			}
+		}
+		out = append(out, t)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no channel to drive")
+	}
+	return out, nil
+}
+
+// balances asks each card's ledger balance with a balance inquiry.
+func balances(ctx context.Context, t bench.Target, cards []string) ([]int64, error) {
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := front.Dial(dctx, t.Addr, t.TLS, front.ClientOptions{Dialect: t.Wire.Dialect, Framing: t.Wire.Framing, Header: t.Wire.Header})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	out := make([]int64, len(cards))
+	req, resp := codec.NewMessage(t.Wire.Dialect), codec.NewMessage(t.Wire.Dialect)
+	for i, pan := range cards {
+		tx := front.Txn{Type: codec.TxBalance, PAN: pan, Currency: allinone.DemoCurrency, STAN: uint32(i + 1),
+			Terminal: fmt.Sprintf("AUD%05d", time.Now().UnixNano()%100000), Time: time.Now()}
+		if err := tx.Build(t.Wire.Dialect, req); err != nil {
+			return nil, err
+		}
+		if err := c.Exchange(dctx, req, resp); err != nil {
+			return nil, err
+		}
+		amounts, err := codec.ParseAdditionalAmounts(resp.Get(54))
+		if rc := string(resp.Get(39)); rc != codec.RCApproved || err != nil {
+			return nil, fmt.Errorf("card %s: balance inquiry answered %s", codec.MaskPAN([]byte(pan)), rc)
+		}
+		found := false
+		for _, a := range amounts {
+			if a.AmountType == codec.AmountLedger {
+				out[i], found = a.Amount, true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("card %s: no ledger balance in field 54", codec.MaskPAN([]byte(pan)))
+		}
+	}
+	return out, nil
+}
+
+func writeReports(dir string, rep *bench.Report) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, write := range map[string]func(io.Writer) error{
+		"report.json": rep.WriteJSON, "report.md": rep.WriteMarkdown, "plot.svg": rep.WriteSVG,
+	} {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		err = write(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
