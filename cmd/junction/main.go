@@ -18,7 +18,9 @@ usage: junction <command> [flags]
 commands:
   up              run the all-in-one switch: channels, switch, regional ledger shards, HTTP
   ledger          run one regional ledger shard as its own process, behind the switch's links
+  ledger verify   check the books of every stopped shard under a data directory
   send            send one transaction to a channel over mutual TLS and print the answer
+  bench           drive a running switch with load and report throughput, latency and an audit
   route explain   route one request through the rules and say why each rule did or did not decide
   route check     validate a routing rules file
   pki init        create the dev CA, server and channel client certificates
@@ -50,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return send(rest, stdout, stderr)
 	case "route":
 		return routeCmd(rest, stdout, stderr)
+	case "bench":
+		return benchCmd(rest, stdout, stderr)
 	case "pki":
 		return pkiCmd(rest, stdout, stderr)
 	case "codec":
