@@ -52,6 +52,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./codec ./routing ./ledger ./switch
 	$(GO) test -run '^$$' -bench Echo -benchtime 2s ./front
 	$(GO) test -run '^$$' -bench EndToEnd -benchtime 20000x ./bench
+	$(GO) test -run '^$$' -bench VersusBaseline -benchtime 1x ./bench
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -17,10 +17,14 @@
 //
 // BenchmarkEndToEnd is the all-in-one node in the same process: real
 // mutual-TLS connections, real badger ledgers with synced commits.
+// BenchmarkVersusBaseline runs one closed-loop load against Junction and
+// against package baseline, the switch most teams would write first, and
+// reports both and their ratio.
 //
 //	go test -run '^$' -bench EndToEnd -benchtime 20000x ./bench
+//	go test -run '^$' -bench VersusBaseline -benchtime 1x ./bench
 //
-// Not yet here: the baseline switch for the side-by-side proof, the search
-// for the highest rate at which p99 stays under a bound, the other
-// transaction kinds of the mix, a post-run `ledger verify`.
+// Not yet here: the search for the highest open-loop rate at which p99
+// stays under a bound, the other transaction kinds of the mix, a post-run
+// `ledger verify`, the results folder.
 package bench
