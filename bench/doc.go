@@ -24,7 +24,9 @@
 //	go test -run '^$' -bench EndToEnd -benchtime 20000x ./bench
 //	go test -run '^$' -bench VersusBaseline -benchtime 1x ./bench
 //
-// Not yet here: the search for the highest open-loop rate at which p99
-// stays under a bound, the other transaction kinds of the mix, a post-run
-// `ledger verify`, the results folder.
+// FindSustained bisects open-loop rates for the highest one whose p99 stays
+// within a bound, and measures half of it.
+//
+// Not yet here: the other transaction kinds of the mix, a post-run
+// `ledger verify`, the results folder of the release proof.
 package bench

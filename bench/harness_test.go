@@ -109,3 +109,32 @@ func balance(t *testing.T, n *allinone.Node, region, pan string) int64 {
 	}
 	return a.Balance()
 }
+
+// TestFindSustained: the search runs, every step is recorded, and the rate
+// it settles on held its bound.
+func TestFindSustained(t *testing.T) {
+	cfg := allinone.LocalConfig(t.TempDir())
+	n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	cert, key := pki.ClientFiles(cfg.PKIDir, "pos")
+	tlsCfg, err := front.ClientTLS(front.TLSFiles{Cert: cert, Key: key, CA: pki.CAFile(cfg.PKIDir)}, "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Targets: []Target{{Channel: "pos", Addr: n.Addr("pos").String(), TLS: tlsCfg, Wire: n.Wire("pos")}},
+		Conns: 2, InFlight: 8, Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
+		Mix: map[Kind]int{Purchase: 1}, Cards: []string{allinone.DemoAccounts()[0].PAN}, Amount: 1, Currency: 156}
+	s, err := FindSustained(context.Background(), o, time.Second, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Capacity <= 0 || len(s.Steps) != 3 {
+		t.Fatalf("%+v", s)
+	}
+	if s.Rate > 0 && (s.AtRate == nil || s.AtHalf == nil || !held(s.AtRate, s.Rate, time.Second)) {
+		t.Fatalf("settled on %.0f/s without a run that held", s.Rate)
+	}
+}

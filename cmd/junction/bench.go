@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,6 +42,9 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		targets    = fs.String("target", "", "comma-separated channel=host:port overriding where a channel is reached")
 		out        = fs.String("out", "bench/out", "directory for report.json, report.md and plot.svg ('' to skip)")
 		audit      = fs.Bool("audit", true, "after the run, check each card's balance moved by exactly the approved purchases (no other traffic must run meanwhile)")
+		noResume   = fs.Bool("no-resume", false, "short connections do a full TLS handshake every time (no session tickets)")
+		p99        = fs.Duration("p99", 0, "search for the highest open-loop rate whose p99 stays within this bound (e.g. 20ms), then measure half that rate; each step runs --warmup and --duration")
+		steps      = fs.Int("search-steps", 6, "rates the --p99 search tries")
 	)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: junction bench [-c FILE] [--duration 15s] [--conns 8] [--in-flight 16] [--rate R] [flags]
@@ -84,6 +88,14 @@ configuration or of --target.
 	if o.Targets, err = benchTargets(cfg, *channels, *targets); err != nil {
 		return fail(stderr, err)
 	}
+	if *noResume {
+		for i := range o.Targets {
+			if o.Targets[i].TLS != nil {
+				o.Targets[i].TLS = o.Targets[i].TLS.Clone()
+				o.Targets[i].TLS.ClientSessionCache = nil
+			}
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -99,6 +111,9 @@ configuration or of --target.
 		if before, err = balances(ctx, audited, o.Cards); err != nil {
 			return fail(stderr, fmt.Errorf("audit: balances before the run: %w", err))
 		}
+	}
+	if *p99 > 0 {
+		return benchSearch(ctx, o, *p99, *steps, *out, stdout, stderr)
 	}
 	rep, err := bench.Run(ctx, o)
 	if err != nil {
@@ -251,4 +266,36 @@ func writeReports(dir string, rep *bench.Report) error {
 		}
 	}
 	return nil
+}
+
+// benchSearch runs the --p99 search and writes sustained.json.
+func benchSearch(ctx context.Context, o bench.Options, bound time.Duration, steps int, out string, stdout, stderr io.Writer) int {
+	s, err := bench.FindSustained(ctx, o, bound, steps)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if s.Rate == 0 {
+		fmt.Fprintf(stdout, "no rate tried held p99 within %s (closed loop did %.0f/s)\n", bound, s.Capacity)
+	} else {
+		fmt.Fprintf(stdout, "sustained %.0f requests/s (%.0f approvals/s) with p99 %s within %s; at half that rate p99 %s\n",
+			s.Rate, s.AtRate.Approvals, (time.Duration(s.AtRate.Latency.P99) * time.Microsecond), bound,
+			(time.Duration(s.AtHalf.Latency.P99) * time.Microsecond))
+	}
+	if out != "" {
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return fail(stderr, err)
+		}
+		f, err := os.Create(filepath.Join(out, "sustained.json"))
+		if err != nil {
+			return fail(stderr, err)
+		}
+		defer f.Close()
+		enc := json.NewEncoder(f)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(s); err != nil {
+			return fail(stderr, err)
+		}
+		fmt.Fprintf(stdout, "search in %s\n", filepath.Join(out, "sustained.json"))
+	}
+	return 0
 }
