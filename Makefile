@@ -8,7 +8,7 @@ FUZZTIME ?= 60s
 # The race detector needs cgo and a C compiler; without them the tests run without it.
 RACE     ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build run test unit fuzz-brief fuzz bench lint vet clean
+.PHONY: all build run test unit fuzz-brief fuzz bench proof lint vet clean
 
 all: build
 
@@ -53,6 +53,13 @@ bench:
 	$(GO) test -run '^$$' -bench Echo -benchtime 2s ./front
 	$(GO) test -run '^$$' -bench EndToEnd -benchtime 20000x ./bench
 	$(GO) test -run '^$$' -bench VersusBaseline -benchtime 1x ./bench
+
+# The release proof: junction up in its own process driven by junction bench
+# (closed loop, p99 search, short connections), ledger verify, and the
+# baseline comparison; reports under results/<date>/. PROOFSECS per run.
+PROOFSECS ?= 15
+proof:
+	bench/proof.sh $(PROOFSECS)
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -209,41 +209,48 @@ func benchTargets(cfg allinone.Config, only, overrides string) ([]bench.Target, 
 	return out, nil
 }
 
-// balances asks each card's ledger balance with a balance inquiry.
+// balances asks each card's ledger balance with a balance inquiry, on a
+// connection of its own (a short-connection channel takes one request per
+// connection).
 func balances(ctx context.Context, t bench.Target, cards []string) ([]int64, error) {
+	out := make([]int64, len(cards))
+	for i, pan := range cards {
+		b, err := balance(ctx, t, pan, uint32(i+1))
+		if err != nil {
+			return nil, fmt.Errorf("card %s: %w", codec.MaskPAN([]byte(pan)), err)
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+func balance(ctx context.Context, t bench.Target, pan string, stan uint32) (int64, error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c, err := front.Dial(dctx, t.Addr, t.TLS, front.ClientOptions{Dialect: t.Wire.Dialect, Framing: t.Wire.Framing, Header: t.Wire.Header})
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer c.Close()
-	out := make([]int64, len(cards))
 	req, resp := codec.NewMessage(t.Wire.Dialect), codec.NewMessage(t.Wire.Dialect)
-	for i, pan := range cards {
-		tx := front.Txn{Type: codec.TxBalance, PAN: pan, Currency: allinone.DemoCurrency, STAN: uint32(i + 1),
-			Terminal: fmt.Sprintf("AUD%05d", time.Now().UnixNano()%100000), Time: time.Now()}
-		if err := tx.Build(t.Wire.Dialect, req); err != nil {
-			return nil, err
-		}
-		if err := c.Exchange(dctx, req, resp); err != nil {
-			return nil, err
-		}
-		amounts, err := codec.ParseAdditionalAmounts(resp.Get(54))
-		if rc := string(resp.Get(39)); rc != codec.RCApproved || err != nil {
-			return nil, fmt.Errorf("card %s: balance inquiry answered %s", codec.MaskPAN([]byte(pan)), rc)
-		}
-		found := false
-		for _, a := range amounts {
-			if a.AmountType == codec.AmountLedger {
-				out[i], found = a.Amount, true
-			}
-		}
-		if !found {
-			return nil, fmt.Errorf("card %s: no ledger balance in field 54", codec.MaskPAN([]byte(pan)))
+	tx := front.Txn{Type: codec.TxBalance, PAN: pan, Currency: allinone.DemoCurrency, STAN: stan,
+		Terminal: fmt.Sprintf("AUD%05d", time.Now().UnixNano()%100000), Time: time.Now()}
+	if err := tx.Build(t.Wire.Dialect, req); err != nil {
+		return 0, err
+	}
+	if err := c.Exchange(dctx, req, resp); err != nil {
+		return 0, err
+	}
+	amounts, err := codec.ParseAdditionalAmounts(resp.Get(54))
+	if rc := string(resp.Get(39)); rc != codec.RCApproved || err != nil {
+		return 0, fmt.Errorf("balance inquiry answered %s", rc)
+	}
+	for _, a := range amounts {
+		if a.AmountType == codec.AmountLedger {
+			return a.Amount, nil
 		}
 	}
-	return out, nil
+	return 0, errors.New("no ledger balance in field 54")
 }
 
 func writeReports(dir string, rep *bench.Report) error {
