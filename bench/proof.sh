@@ -22,7 +22,7 @@ for i in $(seq 1 100); do
 	"$work/junction" send -c "$work/junction.yaml" --channel pos --pan 6299901100000013 --type balance > /dev/null 2>&1 && break
 	sleep 0.1
 done
-bench() { "$work/junction" bench -c "$work/junction.yaml" --duration "${secs}s" "$@"; }
+bench() { "$work/junction" bench -c "$work/junction.yaml" --duration "${secs}s" --conns 16 --in-flight 32 "$@"; }
 echo "== closed loop"; bench --out "$out/closed" | tail -3
 echo "== highest open-loop rate with p99 within 20ms"; bench --duration 5s --p99 20ms --out "$out/sustained" | tail -2
 echo "== short connections, session resumption"; bench --channels kiosk --conns 0 --short-conns 8 --out "$out/short-resumed" | tail -2

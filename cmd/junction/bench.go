@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,6 +46,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		noResume   = fs.Bool("no-resume", false, "short connections do a full TLS handshake every time (no session tickets)")
 		p99        = fs.Duration("p99", 0, "search for the highest open-loop rate whose p99 stays within this bound (e.g. 20ms), then measure half that rate; each step runs --warmup and --duration")
 		steps      = fs.Int("search-steps", 6, "rates the --p99 search tries")
+		cpuProfile = fs.String("cpuprofile", "", "write the load generator's CPU profile to this file")
 	)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: junction bench [-c FILE] [--duration 15s] [--conns 8] [--in-flight 16] [--rate R] [flags]
@@ -97,6 +99,17 @@ configuration or of --target.
 		}
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail(stderr, err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	audited := o.Targets[0]
