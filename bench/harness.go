@@ -53,10 +53,14 @@ type Options struct {
 	Rate     float64
 	Duration time.Duration // measured
 	Warmup   time.Duration // sent, not measured
-	Mix      map[Kind]int  // weights
-	Cards    []string      // PANs; requests pick one at random
-	HotShare float64       // share of requests on Cards[0], the hot card
-	Amount   int64         // minor units per purchase
+	// Ramp brings the load up gradually from the start of the run: open
+	// loop, the rate grows linearly from nothing to Rate; closed loop, the
+	// connections start one after another across it.
+	Ramp     time.Duration
+	Mix      map[Kind]int // weights
+	Cards    []string     // PANs; requests pick one at random
+	HotShare float64      // share of requests on Cards[0], the hot card
+	Amount   int64        // minor units per purchase
 	Currency uint16
 	// Progress gets a line every second while the run lasts; nil: none.
 	Progress io.Writer
@@ -141,8 +145,24 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			once.Do(func() { dialErr = err })
 			break
 		}
+		// Closed loop with a ramp: connection i starts i/Conns into it.
+		var delay time.Duration
+		if o.Rate == 0 && o.Ramp > 0 {
+			delay = o.Ramp * time.Duration(i) / time.Duration(o.Conns)
+		}
 		wg.Add(1)
-		go func() { defer wg.Done(); r.long(ctx, t, c) }()
+		go func() {
+			defer wg.Done()
+			if delay > 0 {
+				select {
+				case <-ctx.Done():
+					c.Close()
+					return
+				case <-time.After(delay):
+				}
+			}
+			r.long(ctx, t, c)
+		}()
 	}
 	for i := 0; i < o.ShortConns && len(short) > 0 && dialErr == nil; i++ {
 		t := short[i%len(short)]
@@ -177,8 +197,8 @@ func (o *Options) check() error {
 	if o.InFlight < 1 {
 		errs = append(errs, errors.New("bench: in-flight must be at least 1"))
 	}
-	if o.Duration <= 0 || o.Warmup < 0 || o.Rate < 0 {
-		errs = append(errs, errors.New("bench: duration must be positive, warmup and rate not negative"))
+	if o.Duration <= 0 || o.Warmup < 0 || o.Rate < 0 || o.Ramp < 0 {
+		errs = append(errs, errors.New("bench: duration must be positive, warmup, ramp and rate not negative"))
 	}
 	if len(o.Cards) == 0 {
 		errs = append(errs, errors.New("bench: no card to use"))
@@ -198,7 +218,17 @@ func (o *Options) check() error {
 // never waits for the connections: a request that finds no connection free
 // waits in due, and its latency counts from when it was due.
 func (r *run) schedule(ctx context.Context, began time.Time) {
-	interval := time.Duration(float64(time.Second) / r.o.Rate)
+	full := time.Duration(float64(time.Second) / r.o.Rate)
+	// interval is the gap after a request due at t: during the ramp the
+	// rate is Rate·t/Ramp (from at least one request a second).
+	interval := func(t time.Time) time.Duration {
+		into := t.Sub(began)
+		if r.o.Ramp <= 0 || into >= r.o.Ramp {
+			return full
+		}
+		rate := max(r.o.Rate*float64(into)/float64(r.o.Ramp), 1)
+		return time.Duration(float64(time.Second) / rate)
+	}
 	next := began
 	for {
 		if wait := time.Until(next); wait > 0 {
@@ -211,7 +241,7 @@ func (r *run) schedule(ctx context.Context, began time.Time) {
 			}
 		}
 		// Emit every request due by now (a late timer catches up).
-		for now := time.Now(); !next.After(now); next = next.Add(interval) {
+		for now := time.Now(); !next.After(now); next = next.Add(interval(next)) {
 			select {
 			case r.due <- next:
 			default:

@@ -138,3 +138,37 @@ func TestFindSustained(t *testing.T) {
 		t.Fatalf("settled on %.0f/s without a run that held", s.Rate)
 	}
 }
+
+// TestRamp: an open-loop ramp sends fewer requests in its first second
+// than at full rate, and a closed-loop ramp still answers everything.
+func TestRamp(t *testing.T) {
+	cfg := allinone.LocalConfig(t.TempDir())
+	n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	cert, key := pki.ClientFiles(cfg.PKIDir, "pos")
+	tlsCfg, err := front.ClientTLS(front.TLSFiles{Cert: cert, Key: key, CA: pki.CAFile(cfg.PKIDir)}, "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Targets: []Target{{Channel: "pos", Addr: n.Addr("pos").String(), TLS: tlsCfg, Wire: n.Wire("pos")}},
+		Conns: 4, InFlight: 8, Duration: 2 * time.Second, Ramp: 2 * time.Second, Rate: 400,
+		Mix: map[Kind]int{Purchase: 1}, Cards: []string{allinone.DemoAccounts()[0].PAN}, Amount: 1, Currency: 156}
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Over a 2 s linear ramp to 400/s, about 400 requests; at full rate 800.
+	if rep.Answered < 200 || rep.Answered > 600 || len(rep.Errors) != 0 {
+		t.Fatalf("ramped open loop answered %d (errors %v)", rep.Answered, rep.Errors)
+	}
+	if first, last := rep.Seconds[0].Answered, rep.Seconds[len(rep.Seconds)-1].Answered; first >= last {
+		t.Fatalf("per second %d … %d: no ramp", first, last)
+	}
+	o.Rate, o.Duration, o.Ramp = 0, time.Second, 500*time.Millisecond
+	if rep, err = Run(context.Background(), o); err != nil || rep.Answered == 0 || len(rep.Errors) != 0 {
+		t.Fatalf("ramped closed loop: %v, %d answered, errors %v", err, rep.Answered, rep.Errors)
+	}
+}

@@ -31,6 +31,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		config     = fs.String("c", "", "configuration of the switch to drive (channels, addresses, pki_dir); default: the built-in one `junction up` runs")
 		duration   = fs.Duration("duration", 15*time.Second, "how long to measure")
 		warmup     = fs.Duration("warmup", 2*time.Second, "load before measuring, not measured")
+		ramp       = fs.Duration("ramp", 0, "bring the load up over this long from the start: open loop the rate grows linearly, closed loop the connections start one after another")
 		conns      = fs.Int("conns", 8, "long connections, spread over the long-connection channels")
 		shortConns = fs.Int("short-conns", 0, "loops opening one connection per transaction on the short-connection channels (kiosk)")
 		inFlight   = fs.Int("in-flight", 16, "requests each long connection keeps unanswered")
@@ -70,7 +71,7 @@ configuration or of --target.
 	if err != nil {
 		return fail(stderr, err)
 	}
-	o := bench.Options{Duration: *duration, Warmup: *warmup, Conns: *conns, ShortConns: *shortConns, InFlight: *inFlight,
+	o := bench.Options{Duration: *duration, Warmup: *warmup, Ramp: *ramp, Conns: *conns, ShortConns: *shortConns, InFlight: *inFlight,
 		Rate: *rate, HotShare: *hot, Currency: allinone.DemoCurrency, Progress: stdout, Mix: map[bench.Kind]int{}}
 	if o.Amount, err = ledger.ParseAmount(*amount, o.Currency); err != nil {
 		return fail(stderr, fmt.Errorf("--amount: %w", err))
