@@ -22,7 +22,12 @@ const (
 	RCNoSuchIssuer       = "15"
 	RCNoOriginal         = "25" // unable to locate the original of a reversal
 	RCFormatError        = "30"
+	RCLostCard           = "41"
+	RCStolenCard         = "43"
 	RCInsufficientFunds  = "51"
+	RCExpiredCard        = "54"
+	RCNotPermitted       = "57" // transaction not permitted to cardholder
+	RCNotPermittedTerm   = "58" // transaction not permitted to terminal
 	RCExceedsAmount      = "61" // exceeds withdrawal amount limit
 	RCExceedsCount       = "65" // exceeds withdrawal frequency limit
 	RCRestrictedCard     = "62"
@@ -50,8 +55,18 @@ func ResponseText(rc string) string {
 		return "unable to locate original transaction"
 	case RCFormatError:
 		return "format error"
+	case RCLostCard:
+		return "lost card"
+	case RCStolenCard:
+		return "stolen card"
 	case RCInsufficientFunds:
 		return "insufficient funds"
+	case RCExpiredCard:
+		return "expired card"
+	case RCNotPermitted:
+		return "transaction not permitted to cardholder"
+	case RCNotPermittedTerm:
+		return "transaction not permitted to terminal"
 	case RCExceedsAmount:
 		return "exceeds withdrawal amount limit"
 	case RCExceedsCount:

@@ -453,7 +453,7 @@ func TestApplyAdvice(t *testing.T) {
 	}
 	st := testState()
 	b := newBatch()
-	b.reset(st, map[TxID]txRecord{}, 42)
+	b.reset(st, map[TxID]txRecord{}, 42, int64(defaultHoldTTL))
 	for i, s := range steps {
 		out := b.apply(s.cmd)
 		if out.err != nil {
@@ -480,7 +480,7 @@ func TestCheckOverdraftRule(t *testing.T) {
 	for _, kind := range []Kind{KindPurchase, KindStandIn} {
 		st := testState()
 		b := newBatch()
-		b.reset(st, map[TxID]txRecord{}, 1)
+		b.reset(st, map[TxID]txRecord{}, 1, int64(defaultHoldTTL))
 		b.apply(&command{op: opOpenAccount, spec: AccountSpec{Type: Card, Currency: cny, PAN: pan1}})
 		b.seq++
 		b.mutable(firstAccountID).DebitsPosted += 5
@@ -499,7 +499,7 @@ func TestCheckOverdraftRule(t *testing.T) {
 	t.Run("an account moved without an entry fails", func(t *testing.T) {
 		st := testState()
 		b := newBatch()
-		b.reset(st, map[TxID]txRecord{}, 1)
+		b.reset(st, map[TxID]txRecord{}, 1, int64(defaultHoldTTL))
 		b.mutable(FundingID).DebitsPosted += 5
 		b.mutable(SettlementPayableID).CreditsPosted += 5
 		if err := b.check(); err == nil {
@@ -756,7 +756,7 @@ func testHostAdvice(t *testing.T, d *codec.Dialect) {
 			{"no PAN", "0220", map[int]string{2: ""}, "30"},
 			{"a refund's advice", "0220", map[int]string{3: "200000"}, "12"},
 			{"an authorisation advice", "0120", nil, "12"},
-			{"field 90 naming an 0100 (a completion)", "0220", map[int]string{90: originalData("0100", "002801", isoTime, isoAcquirer)}, "12"},
+			{"a completion whose pre-authorisation is not booked", "0220", map[int]string{90: originalData("0100", "002801", isoTime, isoAcquirer)}, "25"},
 			{"field 90 naming an advice", "0220", map[int]string{90: originalData("0220", "002801", isoTime, isoAcquirer)}, "12"},
 		} {
 			resp := exchange(t, h, isoAdvice(t, buy, tc.mti, tc.changes))

@@ -86,7 +86,7 @@ func TestApply(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			st := testState()
 			b := newBatch()
-			b.reset(st, map[TxID]txRecord{}, 42)
+			b.reset(st, map[TxID]txRecord{}, 42, int64(defaultHoldTTL))
 			for i, s := range tc.steps {
 				out := b.apply(s.cmd)
 				if out.err != nil {
@@ -113,7 +113,7 @@ func TestApply(t *testing.T) {
 	t.Run("state changes only when the batch is folded", func(t *testing.T) {
 		st := testState()
 		b := newBatch()
-		b.reset(st, map[TxID]txRecord{}, 1)
+		b.reset(st, map[TxID]txRecord{}, 1, int64(defaultHoldTTL))
 		b.apply(open)
 		b.apply(depositCmd(txid("d", 1), pan1, 500))
 		if len(st.accounts) != 2 || len(st.cards) != 0 || st.seq != 0 || st.nextAcct != firstAccountID ||
@@ -121,7 +121,7 @@ func TestApply(t *testing.T) {
 			t.Fatalf("state changed before fold: %+v", st)
 		}
 		// A failed commit: the writer resets the batch and applies the next one.
-		b.reset(st, map[TxID]txRecord{}, 2)
+		b.reset(st, map[TxID]txRecord{}, 2, int64(defaultHoldTTL))
 		if !b.empty() {
 			t.Fatal("reset batch is not empty")
 		}
@@ -137,12 +137,12 @@ func TestApply(t *testing.T) {
 	t.Run("the invariant check catches an unbalanced batch and an overdraft", func(t *testing.T) {
 		st := testState()
 		b := newBatch()
-		b.reset(st, map[TxID]txRecord{}, 1)
+		b.reset(st, map[TxID]txRecord{}, 1, int64(defaultHoldTTL))
 		b.mutable(FundingID).DebitsPosted += 5
 		if err := b.check(); err == nil {
 			t.Error("a one-sided posting passed the check")
 		}
-		b.reset(st, map[TxID]txRecord{}, 1)
+		b.reset(st, map[TxID]txRecord{}, 1, int64(defaultHoldTTL))
 		b.apply(open)
 		b.mutable(firstAccountID).DebitsPosted += 5
 		b.mutable(SettlementPayableID).CreditsPosted += 5
@@ -154,7 +154,7 @@ func TestApply(t *testing.T) {
 	t.Run("admin refusals", func(t *testing.T) {
 		st := testState()
 		b := newBatch()
-		b.reset(st, map[TxID]txRecord{}, 1)
+		b.reset(st, map[TxID]txRecord{}, 1, int64(defaultHoldTTL))
 		if out := b.apply(open); out.err != nil || out.acct != firstAccountID {
 			t.Fatalf("open = %+v", out)
 		}

@@ -32,12 +32,29 @@ func NewHost(s *Shard) *Host { return &Host{shard: s} }
 //
 //	0100, 0200              31xxxx  balance inquiry         OpBalance
 //	0200                    00xxxx  purchase                OpPurchase
-//	0400, 0401, 0420, 0421  00xxxx  reversal of a purchase  OpReversal
+//	0100                    00xxxx  pre-authorisation       OpPreAuth (a hold); with 103 an
+//	                                escrow in favour of the merchant that 103 names
+//	0220, 0221              00xxxx  completion              OpCompletion, when 90 names an 0100
+//	0220, 0221              00xxxx  stand-in purchase       OpAdvice, otherwise
+//	0200                    20xxxx  refund                  OpRefund; 90 names the purchase
+//	0400, 0401, 0420, 0421  00xxxx  reversal of a purchase, a completion, or a pre-authorisation
+//	                                (a void of its hold)    OpReversal
+//	0400, 0401, 0420, 0421  21xxxx, 40xxxx, 50xxxx
+//	                                reversal of a top-up, transfer or bill payment: OpReversal,
+//	                                51 when the money is no longer where it went
 //	0400, 0401, 0420, 0421  31xxxx  reversal of an inquiry  00 at once: it booked nothing
-//	0220, 0221              00xxxx  stand-in purchase       OpAdvice
 //	0120, 0121, 0220, 0221  31xxxx  advice of an inquiry    00 at once: nothing to book
+//	0200                    21xxxx  top-up                  OpDeposit (from the funding account)
+//	0200                    40xxxx  transfer                OpTransfer, to the account in 103
+//	0200                    50xxxx  bill payment            OpPayment, to the biller in 103
 //
-// Everything else is declined with 12. The response MTI is the request's
+// The account a request acts for is the card in field 2; without 2, an
+// inquiry, top-up, transfer or payment names it by account or phone number
+// in field 102 (the hotline). Field 103 names the account a transfer or bill
+// payment credits: its account number, a biller code, or a card number.
+//
+// (0101 and 0201 are the repeats of 0100 and 0200 and take the same way.) Everything else is
+// declined with 12. The response MTI is the request's
 // response (0410 for 0400 and 0401, 0430 for 0420 and 0421, 0230 for 0220
 // and 0221), and the host speaks ISO 8583:1987: fields 90 and 95 carry their
 // 1987 meanings. A purchase needs 2, 4, 7, 11, 41 and 49 besides 3, an
@@ -65,6 +82,15 @@ func NewHost(s *Shard) *Host { return &Host{shard: s} }
 // that it declines with 68 should it still arrive; 13 for amounts that do
 // not fit the original. 0400 and 0420 for one original have different
 // TxIDs but undo it once between them; 0421 is 0420's retransmission.
+// Naming an 0100, a reversal voids the hold (field 95: down to that amount).
+//
+// A completion (0220 whose 90 names an 0100) is keyed by its own TxIDOf
+// and posts the hold: 00 with 38; 25 when the pre-authorisation is not
+// booked here (or was declined, or is another card's); 13 for an amount
+// above what is still held or another currency; 12 when the hold is no
+// longer pending (completed, voided or expired). A refund (0200, 20xxxx)
+// needs 90 (30 without) and credits the card: 25 without its purchase, 13
+// beyond what reversals and refunds have not given back yet.
 func (h *Host) Exchange(ctx context.Context, req, resp *codec.Message) error {
 	if err := resp.InitResponse(req); err != nil {
 		return err
@@ -106,29 +132,68 @@ func (h *Host) Exchange(ctx context.Context, req, resp *codec.Message) error {
 func request(m *codec.Message) (Request, Code) {
 	mti, _ := m.MTI()
 	pcode := m.Get(3)
-	if len(pcode) != 6 || !m.Has(2) {
+	if len(pcode) != 6 || !m.Has(2) && !m.Has(102) {
 		return Request{}, Code(codec.RCFormatError)
 	}
 	r := Request{PAN: string(m.Get(2))}
+	if r.PAN == "" {
+		// The hotline names accounts by account or phone number instead of a card.
+		r.From = string(bytes.TrimRight(m.Get(102), " "))
+	}
 	advice := mti[2] == '2' // function digit: 0120, 0220 and their repeats
 	switch {
 	case advice && bytes.HasPrefix(pcode, []byte(codec.TxBalance)) && (mti[1] == codec.ClassFinancial || mti[1] == codec.ClassAuthorization):
 		return Request{}, Approved // the switch answered an inquiry: nothing to book
 	case advice && bytes.HasPrefix(pcode, []byte(codec.TxPurchase)) && mti[1] == codec.ClassFinancial:
 		r.Op = OpAdvice
+		if f := m.Get(90); len(f) == 42 && f[1] == codec.ClassAuthorization {
+			r.Op = OpCompletion // the advice of a pre-authorisation's completion
+		}
 	case mti[1] == codec.ClassReversal && bytes.HasPrefix(pcode, []byte(codec.TxBalance)):
 		return Request{}, Approved // an inquiry booked nothing: nothing to undo
-	case mti[1] == codec.ClassReversal && bytes.HasPrefix(pcode, []byte(codec.TxPurchase)):
+	case mti[1] == codec.ClassReversal && (bytes.HasPrefix(pcode, []byte(codec.TxPurchase)) ||
+		bytes.HasPrefix(pcode, []byte(codec.TxDeposit)) || bytes.HasPrefix(pcode, []byte(codec.TxTransfer)) ||
+		bytes.HasPrefix(pcode, []byte(codec.TxPayment))):
 		r.Op = OpReversal
 	case bytes.HasPrefix(pcode, []byte(codec.TxBalance)) && (mti[1] == codec.ClassFinancial || mti[1] == codec.ClassAuthorization):
 		r.Op = OpBalance
 		return r, ""
+	case bytes.HasPrefix(pcode, []byte(codec.TxDeposit)) && mti[1] == codec.ClassFinancial && mti[2] == '0':
+		r.Op = OpDeposit
+	case bytes.HasPrefix(pcode, []byte(codec.TxTransfer)) && mti[1] == codec.ClassFinancial && mti[2] == '0':
+		r.Op = OpTransfer
+	case bytes.HasPrefix(pcode, []byte(codec.TxPayment)) && mti[1] == codec.ClassFinancial && mti[2] == '0':
+		r.Op = OpPayment
 	case bytes.HasPrefix(pcode, []byte(codec.TxPurchase)) && mti[1] == codec.ClassFinancial && mti[2] == '0':
 		r.Op = OpPurchase
+	case bytes.HasPrefix(pcode, []byte(codec.TxPurchase)) && mti[1] == codec.ClassAuthorization && mti[2] == '0':
+		r.Op = OpPreAuth
+	case bytes.HasPrefix(pcode, []byte(codec.TxRefund)) && mti[1] == codec.ClassFinancial && mti[2] == '0':
+		r.Op = OpRefund
+		if !m.Has(90) {
+			return Request{}, Code(codec.RCFormatError) // a refund names its purchase
+		}
 	default:
-		// Pre-authorisation, refunds and the rest come with the holds work;
-		// until then they are declined, never guessed.
+		// The rest is declined, never guessed.
 		return Request{}, InvalidTransaction
+	}
+	switch r.Op {
+	case OpDeposit:
+	case OpTransfer, OpPayment:
+		if r.To = string(bytes.TrimRight(m.Get(103), " ")); r.To == "" {
+			return Request{}, Code(codec.RCFormatError) // where the money goes
+		}
+	case OpPreAuth:
+		// With 103, an escrow: the hold is in favour of the seller it names.
+		if r.To = string(bytes.TrimRight(m.Get(103), " ")); r.PAN == "" {
+			return Request{}, Code(codec.RCFormatError)
+		}
+	case OpReversal:
+		// A reversal names the account as its original did.
+	default:
+		if r.PAN == "" {
+			return Request{}, Code(codec.RCFormatError) // only top-ups and transfers go by number
+		}
 	}
 	amount, ok := number(m.Get(4))
 	currency, ok2 := number(m.Get(49))
@@ -146,9 +211,15 @@ func request(m *codec.Message) (Request, Code) {
 			return Request{}, Code(codec.RCFormatError) // the purchase's TxID needs it
 		}
 		r.ID, rc = adviceTxID(m)
-	case OpReversal:
+	case OpReversal, OpRefund:
 		r.ID = TxIDOf(m)
 		r.Original, rc = originalTxID(m)
+	case OpCompletion:
+		r.ID = TxIDOf(m)
+		r.Original, rc = originalTxID(m)
+		if f := m.Get(90); rc == "" && f[2] != '0' {
+			rc = InvalidTransaction // 90 names an advice or a response, not the pre-authorisation
+		}
 	default:
 		r.ID = TxIDOf(m)
 	}
@@ -221,7 +292,7 @@ func originalTxID(m *codec.Message) (TxID, Code) {
 // for a reversal (originalTxID): from field 90, or without 90 from m's own
 // 7, 11, 32 and 41 under the class of an 0200. Field 90 must name an 0200
 // (or its 0201 repeat); an 0220 for an 0100 is the completion of a
-// pre-authorisation, which comes with the holds work (12).
+// pre-authorisation, which request maps to OpCompletion before it gets here.
 func adviceTxID(m *codec.Message) (TxID, Code) {
 	id, rc := originalTxID(m)
 	if rc != "" {

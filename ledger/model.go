@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"strconv"
+
+	"github.com/junction-switch/junction/codec"
 )
 
 // ErrClosed is returned by every call on a shard that is closing or closed.
@@ -20,6 +22,10 @@ var ErrCommit = errors.New("ledger: commit failed")
 // ErrPANBound is returned by OpenAccount when the PAN already belongs to an account.
 var ErrPANBound = errors.New("ledger: PAN already bound to an account")
 
+// ErrNumberBound is returned by OpenAccount when the account or phone number already belongs to
+// an account.
+var ErrNumberBound = errors.New("ledger: account number already bound to an account")
+
 // Code is an ISO 8583 response code (field 39). The shard is an ISO host and answers in these
 // directly, so the adapter copies Code into the response without translation.
 type Code string
@@ -31,7 +37,7 @@ const (
 	// stand-in advice is approved without booking when its purchase is already booked, or was
 	// reversed before the advice arrived.
 	Approved           Code = "00"
-	InvalidTransaction Code = "12" // unsupported operation or malformed request; a reversal of a non-purchase
+	InvalidTransaction Code = "12" // unsupported operation or malformed request; a reversal of a reversal or refund
 	// InvalidAmount: amount ≤ 0, currency differs from the account's, or it would overflow; for a
 	// reversal also an actual amount (field 95) below 0 or above the original's, or a field 4 that
 	// is not the original's amount.
@@ -45,7 +51,12 @@ const (
 	// leaves a tombstone under it, so that the original, should it still arrive, gets TooLate.
 	OriginalNotFound  Code = "25"
 	InsufficientFunds Code = "51"
-	RestrictedCard    Code = "62" // account blocked
+	// NotPermitted declines an operation the account's type does not take: a purchase on a
+	// settlement account, a transfer into a card from itself.
+	NotPermitted   Code = codec.RCNotPermitted
+	ExceedsAmount  Code = codec.RCExceedsAmount // the account's per-day amount limit would be exceeded
+	RestrictedCard Code = "62"                  // account blocked
+	ExceedsCount   Code = codec.RCExceedsCount  // the account's per-day count limit would be exceeded
 	// TooLate declines a request whose TxID was tombstoned by a reversal that arrived first:
 	// the switch timed out on it, answered the terminal and reversed it, so booking it now would
 	// take money for a sale the terminal was told had failed. ISO 8583:1987 names 68 "response
@@ -67,16 +78,36 @@ type Op uint8
 const (
 	OpPurchase Op = iota + 1 // debit the card, credit settlement-payable
 	OpBalance                // read the card balance; books and records nothing
-	OpDeposit                // admin: debit funding, credit the card
-	OpReversal               // undo an approved purchase, fully or partly: debit settlement-payable, credit the card
+	// OpDeposit tops up: debit funding, credit the card (PAN) or, without a PAN, the account
+	// whose number or phone number is From.
+	OpDeposit
+	// OpReversal undoes an approved purchase, completion, top-up, transfer or payment, fully
+	// or partly, back the way it came; of a pre-authorisation or escrow it voids the hold.
+	OpReversal
 	// OpAdvice books a purchase the switch approved in stand-in while the shard was down, as
 	// OpPurchase does but forced: the card may be blocked or go below zero. Its ID is the
 	// purchase's TxID, so that the purchase and its advice book at most once between them.
 	OpAdvice
-	// Later: pre-authorisation (hold), completion, void, refund.
+	// OpPreAuth places a hold on the card: a pending debit (the card) and credit
+	// (settlement-payable) that lowers the available balance until a completion posts it, a
+	// reversal voids it or it expires (Options.HoldTTL after the batch that placed it).
+	OpPreAuth
+	// OpCompletion posts the hold of the pre-authorisation named by Original, fully or partly
+	// (Amount ≤ what is still held); the rest of the hold is released.
+	OpCompletion
+	// OpRefund gives back part or all of an approved purchase (or completion) named by Original:
+	// debit settlement-payable, credit the card. Refunds and reversals of one purchase together
+	// never give back more than it booked.
+	OpRefund
+	// OpTransfer moves Amount from the card (PAN) or the account From to the account To.
+	OpTransfer
+	// OpPayment pays a bill: as OpTransfer, into a merchant (biller) account named by To, its
+	// account number or biller code.
+	OpPayment
 
 	opOpenAccount // admin, internal: AccountSpec through the writer
 	opSetStatus   // admin, internal: change an account's status
+	opSetLimits   // admin, internal: change an account's limits
 )
 
 // String returns the lower-case name used in logs and metric labels.
@@ -92,10 +123,22 @@ func (o Op) String() string {
 		return "reversal"
 	case OpAdvice:
 		return "advice"
+	case OpPreAuth:
+		return "preauth"
+	case OpCompletion:
+		return "completion"
+	case OpRefund:
+		return "refund"
+	case OpTransfer:
+		return "transfer"
+	case OpPayment:
+		return "payment"
 	case opOpenAccount:
 		return "open_account"
 	case opSetStatus:
 		return "set_status"
+	case opSetLimits:
+		return "set_limits"
 	}
 	return "op(" + strconv.Itoa(int(o)) + ")"
 }
@@ -103,8 +146,11 @@ func (o Op) String() string {
 // channelOp reports whether o is one of the operations Do accepts.
 func (o Op) channelOp() bool { return o >= OpPurchase && o <= lastChannelOp }
 
+// refers reports whether o names an original request (Request.Original).
+func (o Op) refers() bool { return o == OpReversal || o == OpCompletion || o == OpRefund }
+
 // lastChannelOp is the highest channel Op; metrics size their tables by it.
-const lastChannelOp = OpAdvice
+const lastChannelOp = OpPayment
 
 // Kind classifies a journal entry.
 type Kind uint8
@@ -118,7 +164,23 @@ const (
 	// the no-overdraft and status checks: the card may go below zero by it, and only by entries
 	// of this kind (see Verify). It is reversed like a purchase.
 	KindStandIn
-	// Later: KindRefund, KindHoldPost, KindFee, KindSweep.
+	// KindHold is a pending transfer: it adds Amount to the debit account's DebitsPending and
+	// the credit account's CreditsPending and posts nothing. Expires is when the sweep releases it.
+	KindHold
+	// KindPost posts Amount of the hold named by Original and releases all of what the hold
+	// still had pending (Released ≥ Amount): the completion of a pre-authorisation.
+	KindPost
+	// KindVoid releases Amount of the hold named by Original: a reversal of the pre-authorisation.
+	KindVoid
+	// KindExpire releases what the hold named by Original still had pending, when it expired. It
+	// carries the hold's TxID: no request asked for it.
+	KindExpire
+	// KindRefund gives back part of the purchase (or completion) named by Original.
+	KindRefund
+	KindTransfer // between two customer accounts
+	KindPayment  // a bill paid into a biller (merchant) account
+
+	lastKind = KindPayment
 )
 
 // String returns the lower-case kind name.
@@ -132,25 +194,42 @@ func (k Kind) String() string {
 		return "reversal"
 	case KindStandIn:
 		return "stand_in"
+	case KindHold:
+		return "hold"
+	case KindPost:
+		return "post"
+	case KindVoid:
+		return "void"
+	case KindExpire:
+		return "expire"
+	case KindRefund:
+		return "refund"
+	case KindTransfer:
+		return "transfer"
+	case KindPayment:
+		return "payment"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// AccountType says what an account represents. Only Card and InstitutionSettlement can be opened
-// today; the others are reserved so their numbers never change once records exist.
+// AccountType says what an account represents. Cards, debit and credit-line accounts are the
+// customer accounts that channels spend from; the others only receive from channels.
 type AccountType uint8
 
 // Account types.
 const (
 	Card                  AccountType = iota + 1 // stored-value card, credit-normal
 	InstitutionSettlement                        // settlement-payable, funding
-	Debit                                        // reserved: bank debit account
-	CreditLine                                   // reserved: overdraft repaid later
-	Merchant                                     // reserved
+	Debit                                        // a debit account, e.g. bound to a fixed-line phone number
+	CreditLine                                   // spends up to its credit limit beyond its credits
+	Merchant                                     // merchants and billers (water, electricity, telephone)
 	FeeIncome                                    // reserved
 	Suspense                                     // reserved: reconciliation breaks
 	Escrow                                       // reserved
 )
+
+// spends reports whether channels may debit accounts of type t.
+func (t AccountType) spends() bool { return t == Card || t == Debit || t == CreditLine }
 
 // String returns the lower-case type name.
 func (t AccountType) String() string {
@@ -207,9 +286,10 @@ type AccountFlags uint16
 
 // Account flags.
 const (
-	// DebitsMustNotExceedCredits forbids overdraft: a transfer that would make DebitsPosted exceed
-	// CreditsPosted is declined with 51. Always set for cards. A stand-in booking (KindStandIn)
-	// is the one exception: the switch has already approved it, so it is booked regardless.
+	// DebitsMustNotExceedCredits forbids overdraft: a transfer or hold that would make
+	// DebitsPosted + DebitsPending exceed CreditsPosted + CreditLimit is declined with 51. Always
+	// set for cards, debit and credit-line accounts. A stand-in booking (KindStandIn) is the one
+	// exception: the switch has already approved it, so it is booked regardless.
 	DebitsMustNotExceedCredits AccountFlags = 1 << iota
 
 	knownFlags = DebitsMustNotExceedCredits
@@ -235,11 +315,34 @@ type Account struct {
 	MaskedPAN     string // first 6 and last 4 digits; "" for accounts without a card
 	DebitsPosted  int64  // minor units
 	CreditsPosted int64  // minor units
+
+	// Since account record v2.
+	DebitsPending  int64 // held by pending transfers (KindHold) not yet posted, voided or expired
+	CreditsPending int64
+
+	// Since account record v3: limits, and what today has used of them.
+	Limits
+	Day      int64 // the UTC day (days since 1970-01-01) that DaySpent and DayCount count
+	DaySpent int64 // minor units spent on Day; counted only while a daily limit is set
+	DayCount int64 // spending transfers on Day; counted only while a daily limit is set
+}
+
+// Limits are an account's spending limits. 0 means none.
+type Limits struct {
+	CreditLimit int64 // CreditLine only: how far debits and holds may exceed credits
+	DailyAmount int64 // per UTC day: what the account may spend (61 beyond)
+	DailyCount  int64 // per UTC day: how many spending transfers (65 beyond)
 }
 
 // Balance is CreditsPosted − DebitsPosted: what a card holder owns. Institution accounts read it
 // with the opposite sign.
 func (a Account) Balance() int64 { return a.CreditsPosted - a.DebitsPosted }
+
+// Available is what the holder can spend: the balance less what holds keep pending, plus the
+// credit limit.
+func (a Account) Available() int64 {
+	return a.CreditsPosted - a.DebitsPosted - a.DebitsPending + a.CreditLimit
+}
 
 // Transfer is one journal entry: a single debit and a single credit of the same amount.
 type Transfer struct {
@@ -253,7 +356,52 @@ type Transfer struct {
 	Time     int64  // unix nanoseconds, from the shard clock for the batch
 	Terminal string // ≤ 15 bytes, optional
 	Merchant string // ≤ 15 bytes, optional
-	Original uint64 // KindReversal: Seq of the purchase (or stand-in) it reverses; 0 for every other kind
+	// Original is the Seq of the entry this one refers to: for KindReversal and KindRefund the
+	// purchase (stand-in or completion) they give back, for KindPost, KindVoid and KindExpire the
+	// hold. 0 for every other kind.
+	Original uint64
+	Expires  int64 // KindHold: unix nanoseconds when the sweep releases it; 0 for every other kind
+	Released int64 // KindPost, KindVoid, KindExpire: what the entry takes off the hold's pending amount
+}
+
+// refers reports whether entries of kind k name an original entry (Transfer.Original).
+func (k Kind) refers() bool {
+	switch k {
+	case KindReversal, KindRefund, KindPost, KindVoid, KindExpire:
+		return true
+	}
+	return false
+}
+
+// posts is what the entry adds to the debit account's DebitsPosted and to the credit account's
+// CreditsPosted; pends is what it adds to their DebitsPending and CreditsPending (negative when
+// it releases a hold).
+func (t *Transfer) posts() int64 {
+	switch t.Kind {
+	case KindHold, KindVoid, KindExpire:
+		return 0
+	}
+	return t.Amount
+}
+
+func (t *Transfer) pends() int64 {
+	switch t.Kind {
+	case KindHold:
+		return t.Amount
+	case KindPost, KindVoid, KindExpire:
+		return -t.Released
+	}
+	return 0
+}
+
+// spends reports whether the entry lowers what its debit account has available: the entries the
+// no-overdraft rule is checked on. Releases and posts of holds never lower it.
+func (t *Transfer) spends() bool {
+	switch t.Kind {
+	case KindPost, KindVoid, KindExpire:
+		return false
+	}
+	return true
 }
 
 // Limits that keep every record far below badger's ValueThreshold (and under 256 bytes).
@@ -262,6 +410,7 @@ const (
 	maxAnnotation = 15 // ISO 8583 field 42 (card acceptor id) is 15 bytes; field 41 is 8
 	minPAN        = 12
 	maxPAN        = 19
+	maxNumber     = 28 // ISO 8583 fields 102 and 103
 )
 
 // TxID is the idempotency key of a mutating request. The switch derives it from stable fields of
@@ -302,12 +451,14 @@ func (id TxID) IsZero() bool { return id == TxID{} }
 type Request struct {
 	Op       Op
 	ID       TxID   // idempotency key; ignored for OpBalance; for OpAdvice the purchase's TxID
-	PAN      string // card owner reference
-	Amount   int64  // minor units; for OpReversal the original's amount
+	PAN      string // card owner reference; empty when From names the account
+	Amount   int64  // minor units; for OpReversal the original's amount, for OpCompletion what to post
 	Currency uint16 // ISO 4217 numeric
 	Terminal string // journal annotation, optional, ≤ 15 bytes
 	Merchant string // journal annotation, optional, ≤ 15 bytes
-	Original TxID   // OpReversal: the TxID of the purchase to reverse
+	From     string // owner reference (account or phone number) of the account when PAN is empty
+	To       string // OpTransfer, OpPayment: owner reference of the account credited (biller code too)
+	Original TxID   // OpReversal, OpCompletion, OpRefund: the TxID of the request it refers to
 	Actual   int64  // OpReversal: what the purchase ended at, minor units; 0 reverses it fully
 }
 
@@ -319,7 +470,7 @@ type Result struct {
 	Seq       uint64 // journal sequence of the booking; 0 when nothing was booked
 	Currency  uint16 // the card account's currency (0 when no card was found)
 	Ledger    int64  // card balance after the operation (credits − debits), minor units
-	Available int64  // available balance; equals Ledger until holds and credit lines exist
+	Available int64  // available balance: Ledger less what holds keep pending, plus any credit limit
 	AuthCode  string // 6 base-36 characters for approved bookings, "" otherwise
 }
 
@@ -340,8 +491,10 @@ type AccountSpec struct {
 	Type        AccountType
 	Currency    uint16
 	Name        string
-	PAN         string // cards only: bound through the card/<PAN> index; only the mask is kept
-	NoOverdraft bool   // sets DebitsMustNotExceedCredits; cards always get it
+	PAN         string // cards, debit and credit-line accounts: bound through the card/<PAN> index; only the mask is kept
+	Number      string // account or phone number (1–28 of 0-9, A-Z, a-z, -): bound through o/<number>
+	NoOverdraft bool   // sets DebitsMustNotExceedCredits; cards, debit and credit-line accounts always get it
+	Limits      Limits // CreditLimit for credit lines only
 }
 
 // Stats are cheap counters for tests and operators.
@@ -389,4 +542,27 @@ func plausiblePAN(pan string) bool {
 		}
 	}
 	return true
+}
+
+// plausibleNumber reports whether n can be an account number, phone number or biller code.
+func plausibleNumber(n string) bool {
+	if len(n) == 0 || len(n) > maxNumber {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// unixDay is the UTC day of a clock value: days since 1970-01-01.
+func unixDay(ns int64) int64 {
+	const day = 24 * 60 * 60 * 1e9
+	if ns < 0 {
+		return (ns+1)/day - 1
+	}
+	return ns / day
 }

@@ -14,9 +14,13 @@ import (
 //	m/nextacct         next ordinary account id to allocate (u64, starts at 1000)
 //	a/<id BE u64>      account record
 //	card/<PAN>         account id (u64) of the card; the only place a full PAN is kept
+//	o/<number>         account id (u64) of the account with this account or phone number, or
+//	                   biller code
 //	j/<seq BE u64>     journal entry (transfer); big-endian so iteration is in sequence order
 //	t/<txid 32 bytes>  idempotency record: content digest and first outcome (and, for a
 //	                   purchase, the amount reversed so far), or a reversal's tombstone
+//	h/<expires BE u64><seq BE u64>
+//	                   the TxID of a hold still pending, by expiry: what the sweep walks
 //
 // Values are compact binary records: a version byte, the fields in fixed order (integers big
 // endian, strings with a one-byte length), and a CRC-32C of everything before it. The CRC is ours,
@@ -28,16 +32,29 @@ import (
 // encoding (the fuzz targets check that what decodes re-encodes to the same bytes), so an encoder
 // writes the lowest version that holds the value:
 //
+//	account    v1  id, type, currency, status, flags, name, mask, debits and credits posted
+//	           v2  adds debits and credits pending (u64 each); written when either is not 0
+//	           v3  adds credit limit, daily amount and count limits, and the day with what it
+//	               spent and how often (u64 each); written when any of these is not 0
 //	transfer   v1  purchases and deposits; since stand-in advices also KindStandIn (4), which a
 //	               shard from before them refuses as corrupt rather than verify as a purchase
-//	           v2  adds Original (u64); written for reversals only, so a v2 entry is always one
+//	           v2  adds Original (u64); written for reversals and refunds only
+//	           v3  adds Expires and Released (u64 each); written for holds and the entries that
+//	               post, void or expire them (KindHold, KindPost, KindVoid, KindExpire) only
 //	tx record  v1  digest, code, seq, currency, ledger, available
 //	           v2  adds kind (u8), account (u64), amount (u64), reversed (u64); written for every
 //	               new record. A v1 record has kind txUnknown until the loader reads its journal
 //	               entry to fill in account and amount (see Shard.loadTx); a reversal then writes
 //	               it back as v2. Since stand-in advices kind may be txStandIn (5).
 //	           v3  adds flags (u8, never 0: a record without flags is v2); written only for a
-//	               declined purchase that a reversal has since named (txVoided)
+//	               declined purchase that a reversal has since named (txVoided) and for the
+//	               completion that released an escrow to its seller (txToSeller)
+//	           v4  adds expires (u64) and counter (u64, never 0: the other account of the
+//	               booking: the one a hold credits, settlement-payable or an escrow's seller, the
+//	               funding account of a top-up, the payee of a transfer or payment); written for
+//	               approved holds (expires never 0, flags 0 or txExpired) and approved top-ups,
+//	               transfers and payments (expires 0, flags 0)
+//	hold ref   v1  the TxID of the hold (32 bytes)
 var (
 	keySeq      = []byte("m/seq")
 	keyNextAcct = []byte("m/nextacct")
@@ -48,13 +65,16 @@ const (
 	prefixCard    = "card/"
 	prefixJournal = "j/"
 	prefixTx      = "t/"
+	prefixHold    = "h/"
+	prefixOwner   = "o/"
 )
 
 // Record versions.
 const (
 	recordV1 = 1
 	recordV2 = 2
-	recordV3 = 3 // tx records only
+	recordV3 = 3 // transfers and tx records
+	recordV4 = 4 // tx records only
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -62,11 +82,13 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Sizes of the fixed parts of each record, for bounds checks.
 const (
 	crcSize        = 4
-	accountFixed   = 1 + 8 + 1 + 2 + 1 + 2 + 1 + 1 + 8 + 8 + crcSize      // + name + mask
-	transferFixed  = 1 + 8 + 32 + 1 + 8 + 8 + 8 + 2 + 8 + 1 + 1 + crcSize // v1; v2 adds 8
+	accountFixed   = 1 + 8 + 1 + 2 + 1 + 2 + 1 + 1 + 8 + 8 + crcSize      // v1 + name + mask; v2 adds 16
+	transferFixed  = 1 + 8 + 32 + 1 + 8 + 8 + 8 + 2 + 8 + 1 + 1 + crcSize // v1; v2 adds 8, v3 24
 	txRecordSize   = 1 + 32 + 2 + 8 + 2 + 8 + 8 + crcSize                 // v1
 	txRecordV2Size = txRecordSize + 1 + 8 + 8 + 8
 	txRecordV3Size = txRecordV2Size + 1
+	txRecordV4Size = txRecordV3Size + 8 + 8
+	holdRefSize    = 1 + 32 + crcSize
 	counterSize    = 1 + 8 + crcSize
 	maxRecordBytes = 256
 )
@@ -85,7 +107,38 @@ func appendJournalKey(dst []byte, seq uint64) []byte {
 
 func appendCardKey(dst []byte, pan string) []byte { return append(append(dst, prefixCard...), pan...) }
 
+func appendOwnerKey(dst []byte, number string) []byte {
+	return append(append(dst, prefixOwner...), number...)
+}
+
 func appendTxKey(dst []byte, id *TxID) []byte { return append(append(dst, prefixTx...), id[:]...) }
+
+// appendHoldKey is the key of a pending hold in the expiry index: ordered by expiry, then by the
+// hold's journal sequence, which is the order the sweep releases them in.
+func appendHoldKey(dst []byte, expires int64, seq uint64) []byte {
+	dst = binary.BigEndian.AppendUint64(append(dst, prefixHold...), uint64(expires))
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+// appendHoldRef encodes the value of a hold key: the hold's TxID.
+func appendHoldRef(dst []byte, id *TxID) []byte {
+	start := len(dst)
+	dst = append(dst, recordV1)
+	dst = append(dst, id[:]...)
+	return seal(dst, start)
+}
+
+func decodeHoldRef(b []byte) (TxID, error) {
+	const what = "hold ref"
+	_, p, err := unseal(what, b, holdRefSize, recordV1)
+	if err != nil {
+		return TxID{}, err
+	}
+	r := reader{b: p}
+	var id TxID
+	copy(id[:], r.take(len(id)))
+	return id, r.done(what)
+}
 
 // seal appends the CRC of b[start:] to b.
 func seal(b []byte, start int) []byte {
@@ -173,7 +226,14 @@ func (r *reader) done(what string) error {
 
 func appendAccount(dst []byte, a *Account) []byte {
 	start := len(dst)
-	dst = append(dst, recordV1)
+	version := byte(recordV1)
+	switch {
+	case a.Limits != (Limits{}) || a.Day != 0 || a.DaySpent != 0 || a.DayCount != 0:
+		version = recordV3
+	case a.DebitsPending != 0 || a.CreditsPending != 0:
+		version = recordV2
+	}
+	dst = append(dst, version)
 	dst = binary.BigEndian.AppendUint64(dst, a.ID)
 	dst = append(dst, byte(a.Type))
 	dst = binary.BigEndian.AppendUint16(dst, a.Currency)
@@ -185,12 +245,21 @@ func appendAccount(dst []byte, a *Account) []byte {
 	dst = append(dst, a.MaskedPAN...)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(a.DebitsPosted))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(a.CreditsPosted))
+	if version >= recordV2 {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(a.DebitsPending))
+		dst = binary.BigEndian.AppendUint64(dst, uint64(a.CreditsPending))
+	}
+	if version >= recordV3 {
+		for _, v := range [...]int64{a.CreditLimit, a.DailyAmount, a.DailyCount, a.Day, a.DaySpent, a.DayCount} {
+			dst = binary.BigEndian.AppendUint64(dst, uint64(v))
+		}
+	}
 	return seal(dst, start)
 }
 
 func decodeAccount(b []byte) (Account, error) {
 	const what = "account"
-	_, p, err := unseal(what, b, accountFixed, recordV1)
+	version, p, err := unseal(what, b, accountFixed, recordV3)
 	if err != nil {
 		return Account{}, err
 	}
@@ -206,10 +275,28 @@ func decodeAccount(b []byte) (Account, error) {
 	}
 	a.DebitsPosted = int64(r.u64())
 	a.CreditsPosted = int64(r.u64())
+	if version >= recordV2 {
+		a.DebitsPending = int64(r.u64())
+		a.CreditsPending = int64(r.u64())
+	}
+	if version >= recordV3 {
+		for _, v := range [...]*int64{&a.CreditLimit, &a.DailyAmount, &a.DailyCount, &a.Day, &a.DaySpent, &a.DayCount} {
+			*v = int64(r.u64())
+		}
+	}
 	if err := r.done(what); err != nil {
 		return Account{}, err
 	}
 	switch {
+	case version == recordV2 && a.DebitsPending == 0 && a.CreditsPending == 0:
+		return Account{}, corrupt(what, fmt.Sprintf("account %d: v2 without pending amounts", a.ID))
+	case version == recordV3 && a.Limits == (Limits{}) && a.Day == 0 && a.DaySpent == 0 && a.DayCount == 0:
+		return Account{}, corrupt(what, fmt.Sprintf("account %d: v3 without limits", a.ID))
+	case a.DebitsPending < 0 || a.CreditsPending < 0 || a.CreditLimit < 0 || a.DailyAmount < 0 || a.DailyCount < 0 ||
+		a.Day < 0 || a.DaySpent < 0 || a.DayCount < 0:
+		return Account{}, corrupt(what, fmt.Sprintf("account %d: negative pending amount, limit or use", a.ID))
+	case a.CreditLimit != 0 && a.Type != CreditLine:
+		return Account{}, corrupt(what, fmt.Sprintf("account %d: credit limit on a %s account", a.ID, a.Type))
 	case !a.Type.valid():
 		return Account{}, corrupt(what, fmt.Sprintf("account %d: invalid type %d", a.ID, a.Type))
 	case !a.Status.valid():
@@ -222,10 +309,7 @@ func decodeAccount(b []byte) (Account, error) {
 
 func appendTransfer(dst []byte, t *Transfer) []byte {
 	start := len(dst)
-	version := byte(recordV1)
-	if t.Original != 0 {
-		version = recordV2
-	}
+	version := transferVersion(t.Kind)
 	dst = append(dst, version)
 	dst = binary.BigEndian.AppendUint64(dst, t.Seq)
 	dst = append(dst, t.TxID[:]...)
@@ -239,15 +323,31 @@ func appendTransfer(dst []byte, t *Transfer) []byte {
 	dst = append(dst, t.Terminal...)
 	dst = append(dst, byte(len(t.Merchant)))
 	dst = append(dst, t.Merchant...)
-	if version == recordV2 {
+	if version >= recordV2 {
 		dst = binary.BigEndian.AppendUint64(dst, t.Original)
+	}
+	if version >= recordV3 {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(t.Expires))
+		dst = binary.BigEndian.AppendUint64(dst, uint64(t.Released))
 	}
 	return seal(dst, start)
 }
 
+// transferVersion is the one record version that holds entries of kind k. Every kind has exactly
+// one, so an entry has one encoding, and an older shard refuses a kind it does not know.
+func transferVersion(k Kind) byte {
+	switch k {
+	case KindReversal, KindRefund:
+		return recordV2
+	case KindHold, KindPost, KindVoid, KindExpire:
+		return recordV3
+	}
+	return recordV1
+}
+
 func decodeTransfer(b []byte) (Transfer, error) {
 	const what = "transfer"
-	version, p, err := unseal(what, b, transferFixed, recordV2)
+	version, p, err := unseal(what, b, transferFixed, recordV3)
 	if err != nil {
 		return Transfer{}, err
 	}
@@ -263,19 +363,27 @@ func decodeTransfer(b []byte) (Transfer, error) {
 	t.Time = int64(r.u64())
 	t.Terminal = r.str(maxAnnotation)
 	t.Merchant = r.str(maxAnnotation)
-	if version == recordV2 {
+	if version >= recordV2 {
 		t.Original = r.u64()
+	}
+	if version >= recordV3 {
+		t.Expires = int64(r.u64())
+		t.Released = int64(r.u64())
 	}
 	if err := r.done(what); err != nil {
 		return Transfer{}, err
 	}
 	switch {
-	case version == recordV1 && t.Kind != KindPurchase && t.Kind != KindDeposit && t.Kind != KindStandIn:
-		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: invalid kind %d", t.Seq, t.Kind))
-	case version == recordV2 && t.Kind != KindReversal:
-		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: kind %d in a v2 entry", t.Seq, t.Kind))
-	case version == recordV2 && t.Original == 0:
-		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: reversal without an original", t.Seq))
+	case t.Kind < KindPurchase || t.Kind > lastKind || transferVersion(t.Kind) != version:
+		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: kind %d in a v%d entry", t.Seq, t.Kind, version))
+	case (t.Original != 0) != t.Kind.refers():
+		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: %s with original %d", t.Seq, t.Kind, t.Original))
+	case (t.Expires != 0) != (t.Kind == KindHold):
+		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: %s expiring at %d", t.Seq, t.Kind, t.Expires))
+	case t.Kind == KindHold && t.Released != 0,
+		t.Kind == KindPost && t.Released < t.Amount,
+		(t.Kind == KindVoid || t.Kind == KindExpire) && t.Released != t.Amount:
+		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: %s of %d releasing %d", t.Seq, t.Kind, t.Amount, t.Released))
 	}
 	return t, nil
 }
@@ -300,6 +408,10 @@ type txRecord struct {
 
 	// Since v3.
 	flags txFlags
+
+	// Since v4: approved holds, top-ups, transfers and payments.
+	expires int64  // unix nanoseconds when the sweep releases what the hold still has pending
+	counter uint64 // the other account: what a hold credits, a top-up debits, a transfer credits
 }
 
 // txKind says which request wrote a tx record.
@@ -317,7 +429,22 @@ const (
 	// txStandIn is written by OpAdvice, under the TxID of the purchase it stands in for: its
 	// forced booking, or the decline (14, 13) that booked nothing. It is reversed like a purchase.
 	txStandIn
+	// txHold is written by OpPreAuth. For an approved hold, amount is what it held and reversed
+	// what voids, its completion and its expiry have released since; amount − reversed is still
+	// pending, and the hold is in the expiry index (h/) while that is above 0.
+	txHold
+	txCompletion // OpCompletion: amount is what it posted; reversed and refunded like a purchase
+	txRefund     // OpRefund: amount is what it gave back
+	txTransfer   // OpTransfer: account is the account debited
+	txPayment    // OpPayment: account is the account debited
 )
+
+// givesBack reports whether records of kind k are purchases that reversals and refunds undo.
+func (k txKind) givesBack() bool { return k == txPurchase || k == txStandIn || k == txCompletion }
+
+// movesMoney reports whether records of kind k are top-ups, transfers or payments: reversed by
+// swapping their accounts back, from the account they credited.
+func (k txKind) movesMoney() bool { return k == txDeposit || k == txTransfer || k == txPayment }
 
 // txFlags are facts about a TxID learnt after its first outcome.
 type txFlags uint8
@@ -327,8 +454,13 @@ const (
 	// txVoided marks a declined purchase that a reversal has named since: nothing may book
 	// under its TxID any more, a stand-in advice included, just as after a tombstone.
 	txVoided txFlags = 1 << iota
+	// txExpired marks a hold that the sweep released, in whole or in what was left of it.
+	txExpired
+	// txToSeller marks a completion that released an escrow to its seller: final, it is neither
+	// reversed nor refunded (12); the buyer's refund is the escrow's reversal before release.
+	txToSeller
 
-	knownTxFlags = txVoided
+	knownTxFlags = txVoided | txExpired | txToSeller
 )
 
 // txKindOf maps a booking operation to the kind of record it writes.
@@ -342,6 +474,16 @@ func txKindOf(op Op) txKind {
 		return txReversal
 	case OpAdvice:
 		return txStandIn
+	case OpPreAuth:
+		return txHold
+	case OpCompletion:
+		return txCompletion
+	case OpRefund:
+		return txRefund
+	case OpTransfer:
+		return txTransfer
+	case OpPayment:
+		return txPayment
 	}
 	panic("ledger: no tx record kind for " + op.String())
 }
@@ -366,6 +508,8 @@ func appendTxRecord(dst []byte, t *txRecord) []byte {
 	switch {
 	case t.kind == txUnknown:
 		version = recordV1 // only a v1 record decoded and not filled in encodes like this
+	case t.counter != 0:
+		version = recordV4
 	case t.flags != 0:
 		version = recordV3
 	}
@@ -387,12 +531,16 @@ func appendTxRecord(dst []byte, t *txRecord) []byte {
 	if version >= recordV3 {
 		dst = append(dst, byte(t.flags))
 	}
+	if version >= recordV4 {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(t.expires))
+		dst = binary.BigEndian.AppendUint64(dst, t.counter)
+	}
 	return seal(dst, start)
 }
 
 func decodeTxRecord(b []byte) (txRecord, error) {
 	const what = "tx record"
-	version, p, err := unseal(what, b, txRecordSize, recordV3)
+	version, p, err := unseal(what, b, txRecordSize, recordV4)
 	if err != nil {
 		return txRecord{}, err
 	}
@@ -413,6 +561,10 @@ func decodeTxRecord(b []byte) (txRecord, error) {
 	if version >= recordV3 {
 		t.flags = txFlags(r.u8())
 	}
+	if version >= recordV4 {
+		t.expires = int64(r.u64())
+		t.counter = r.u64()
+	}
 	if err := r.done(what); err != nil {
 		return txRecord{}, err
 	}
@@ -422,14 +574,22 @@ func decodeTxRecord(b []byte) (txRecord, error) {
 	}
 	t.code = c
 	switch {
-	case version >= recordV2 && (t.kind == txUnknown || t.kind > txStandIn):
+	case version >= recordV2 && (t.kind == txUnknown || t.kind > txPayment):
 		return txRecord{}, corrupt(what, fmt.Sprintf("invalid kind %d", t.kind))
 	case t.amount < 0 || t.reversed < 0 || t.reversed > t.amount:
 		return txRecord{}, corrupt(what, fmt.Sprintf("amount %d, reversed %d", t.amount, t.reversed))
-	case t.reversed != 0 && t.kind != txPurchase && t.kind != txStandIn:
+	case t.reversed != 0 && !t.kind.givesBack() && t.kind != txHold && !t.kind.movesMoney():
 		return txRecord{}, corrupt(what, fmt.Sprintf("kind %d with a reversed amount", t.kind))
 	case version == recordV3 && t.flags == 0:
 		return txRecord{}, corrupt(what, "v3 without flags")
+	case version == recordV4 && (t.counter == 0 || t.code != Approved || t.account == 0 ||
+		(t.kind == txHold) != (t.expires > 0) || t.flags&^txExpired != 0 ||
+		t.kind != txHold && (!t.kind.movesMoney() || t.expires != 0 || t.flags != 0)):
+		return txRecord{}, corrupt(what, fmt.Sprintf("v4 of kind %d code %s flags %#x expiring at %d", t.kind, t.code, t.flags, t.expires))
+	case t.flags&txToSeller != 0 && (t.kind != txCompletion || t.code != Approved):
+		return txRecord{}, corrupt(what, fmt.Sprintf("to-seller flag on kind %d code %s", t.kind, t.code))
+	case t.flags&txExpired != 0 && version != recordV4:
+		return txRecord{}, corrupt(what, "expired flag on a record that is not a hold")
 	case t.flags&^knownTxFlags != 0:
 		return txRecord{}, corrupt(what, fmt.Sprintf("unknown flags %#x", t.flags))
 	case t.flags&txVoided != 0 && (t.kind != txPurchase || t.code == Approved || t.seq != 0 || t.amount != 0):
@@ -449,7 +609,8 @@ func knownCode(b []byte) (Code, bool) {
 }
 
 var allCodes = [...]Code{Approved, InvalidTransaction, InvalidAmount, UnknownCard, OriginalNotFound,
-	InsufficientFunds, RestrictedCard, TooLate, DuplicateDifferent, SystemError}
+	InsufficientFunds, NotPermitted, ExceedsAmount, RestrictedCard, ExceedsCount, TooLate, DuplicateDifferent,
+	SystemError}
 
 // appendCounter encodes a u64 counter (m/seq, m/nextacct) or a card index value.
 func appendCounter(dst []byte, v uint64) []byte {

@@ -26,13 +26,54 @@ var (
 		kind: txStandIn, account: 1000, amount: 9000, reversed: 1000}
 	sampleVoided = txRecord{digest: txid("d", 5), code: InsufficientFunds, currency: cny, ledger: 7, available: 7,
 		kind: txPurchase, flags: txVoided}
+	sampleHeld = Account{ID: 1001, Type: Card, Currency: cny, Status: Active, Flags: DebitsMustNotExceedCredits,
+		Name: "held", MaskedPAN: "629990******0026", DebitsPosted: 100, CreditsPosted: 10000, DebitsPending: 6000}
+	sampleLimited = Account{ID: 1002, Type: CreditLine, Currency: cny, Status: Active, Flags: DebitsMustNotExceedCredits,
+		Name: "credit line", MaskedPAN: "629990******0034", DebitsPosted: 7000, CreditsPosted: 5000,
+		Limits: Limits{CreditLimit: 5000, DailyAmount: 3000, DailyCount: 10}, Day: 20513, DaySpent: 2000, DayCount: 2}
+	samplePayment = Transfer{Seq: 84, TxID: txid("b", 1), Kind: KindPayment, Debit: 1002, Credit: 1003, Amount: 450,
+		Currency: cny, Time: 1_772_352_007_000_000_000}
+	sampleHold = Transfer{Seq: 80, TxID: txid("h", 1), Kind: KindHold, Debit: 1001, Credit: 1, Amount: 6000,
+		Currency: cny, Time: 1_772_352_003_000_000_000, Terminal: "T0000001", Expires: 1_772_956_803_000_000_000}
+	samplePost = Transfer{Seq: 81, TxID: txid("c", 1), Kind: KindPost, Debit: 1001, Credit: 1, Amount: 4500,
+		Currency: cny, Time: 1_772_352_004_000_000_000, Original: 80, Released: 6000}
+	sampleExpire = Transfer{Seq: 82, TxID: txid("h", 2), Kind: KindExpire, Debit: 1001, Credit: 1, Amount: 700,
+		Currency: cny, Time: 1_772_352_005_000_000_000, Original: 79, Released: 700}
+	sampleRefund = Transfer{Seq: 83, TxID: txid("f", 1), Kind: KindRefund, Debit: 1, Credit: 1000, Amount: 300,
+		Currency: cny, Time: 1_772_352_006_000_000_000, Original: 77}
+	sampleTransferRec = txRecord{digest: txid("d", 9), code: Approved, seq: 85, currency: cny, ledger: 100, available: 100,
+		kind: txTransfer, account: 1000, amount: 400, reversed: 100, counter: 1001}
+	sampleReleaseRec = txRecord{digest: txid("d", 8), code: Approved, seq: 81, currency: cny, ledger: 5400, available: 5400,
+		kind: txCompletion, account: 1001, amount: 4500, flags: txToSeller}
+	sampleHoldRec = txRecord{digest: txid("d", 6), code: Approved, seq: 80, currency: cny, ledger: 9900, available: 3900,
+		kind: txHold, account: 1001, amount: 6000, reversed: 1000, expires: 1_772_956_803_000_000_000, counter: 1}
+	sampleExpiredRec = txRecord{digest: txid("d", 7), code: Approved, seq: 79, currency: cny, ledger: 9900, available: 9200,
+		kind: txHold, account: 1001, amount: 700, reversed: 700, flags: txExpired, expires: 1_772_956_802_000_000_000,
+		counter: 1003}
 )
 
 func TestRecords(t *testing.T) {
 	t.Run("records round-trip and stay small", func(t *testing.T) {
 		ab := appendAccount(nil, &sampleAccount)
-		if a, err := decodeAccount(ab); err != nil || a != sampleAccount {
+		if a, err := decodeAccount(ab); err != nil || a != sampleAccount || ab[0] != recordV1 {
 			t.Errorf("account: %+v, %v", a, err)
+		}
+		hb := appendAccount(nil, &sampleHeld)
+		if a, err := decodeAccount(hb); err != nil || a != sampleHeld || hb[0] != recordV2 {
+			t.Errorf("account with holds: %+v, %v (version %d)", a, err, hb[0])
+		}
+		lb := appendAccount(nil, &sampleLimited)
+		if a, err := decodeAccount(lb); err != nil || a != sampleLimited || lb[0] != recordV3 {
+			t.Errorf("account with limits: %+v, %v (version %d)", a, err, lb[0])
+		}
+		for _, tr := range []Transfer{sampleHold, samplePost, sampleExpire, sampleRefund, samplePayment} {
+			b := appendTransfer(nil, &tr)
+			if got, err := decodeTransfer(b); err != nil || got != tr || b[0] != transferVersion(tr.Kind) {
+				t.Errorf("%s: %+v, %v (version %d)", tr.Kind, got, err, b[0])
+			}
+		}
+		if id, err := decodeHoldRef(appendHoldRef(nil, &sampleHold.TxID)); err != nil || id != sampleHold.TxID {
+			t.Errorf("hold ref: %x, %v", id, err)
 		}
 		tb := appendTransfer(nil, &sampleTransfer)
 		if tr, err := decodeTransfer(tb); err != nil || tr != sampleTransfer {
@@ -47,7 +88,8 @@ func TestRecords(t *testing.T) {
 			t.Errorf("reversal: %+v, %v (versions %d, %d)", tr, err, rvb[0], tb[0])
 		}
 		rb := appendTxRecord(nil, &sampleTxRecord)
-		for _, rec := range []txRecord{sampleTxRecord, sampleReversed, sampleTombstone, sampleTxRecordV1, sampleStandInRec, sampleVoided} {
+		for _, rec := range []txRecord{sampleTxRecord, sampleReversed, sampleTombstone, sampleTxRecordV1, sampleStandInRec, sampleVoided,
+			sampleHoldRec, sampleExpiredRec, sampleReleaseRec, sampleTransferRec} {
 			b := appendTxRecord(nil, &rec)
 			if r, err := decodeTxRecord(b); err != nil || r != rec {
 				t.Errorf("tx record: %+v, %v, want %+v", r, err, rec)
@@ -56,6 +98,8 @@ func TestRecords(t *testing.T) {
 			switch {
 			case rec.kind == txUnknown:
 				want = txRecordSize
+			case rec.counter != 0:
+				want = txRecordV4Size
 			case rec.flags != 0:
 				want = txRecordV3Size
 			}
@@ -67,10 +111,11 @@ func TestRecords(t *testing.T) {
 			t.Errorf("counter: %d, %v", v, err)
 		}
 		// The largest possible account and transfer.
-		big := Account{Type: Card, Status: Active, Name: string(make([]byte, maxName)), MaskedPAN: "1234567890123456789"}
-		bt := Transfer{Kind: KindReversal, Terminal: "123456789012345", Merchant: "123456789012345", Original: 1}
+		big := Account{Type: Card, Status: Active, Name: string(make([]byte, maxName)), MaskedPAN: "1234567890123456789",
+			DebitsPending: 1, Limits: Limits{DailyAmount: 1}}
+		bt := Transfer{Kind: KindPost, Terminal: "123456789012345", Merchant: "123456789012345", Original: 1, Released: 1}
 		for name, n := range map[string]int{"account": len(appendAccount(nil, &big)), "transfer": len(appendTransfer(nil, &bt)),
-			"tx record": len(rb), "tx record v2": txRecordV2Size, "tx record v3": txRecordV3Size} {
+			"tx record": len(rb), "tx record v2": txRecordV2Size, "tx record v3": txRecordV3Size, "tx record v4": txRecordV4Size} {
 			if n >= maxRecordBytes {
 				t.Errorf("%s record is %d bytes", name, n)
 			}
@@ -91,6 +136,17 @@ func TestRecords(t *testing.T) {
 			{"stand-in transfer", "transfer", appendTransfer(nil, &sampleStandIn)},
 			{"stand-in tx record", "tx record", appendTxRecord(nil, &sampleStandInRec)},
 			{"voided tx record (v3)", "tx record", appendTxRecord(nil, &sampleVoided)},
+			{"account with holds (v2)", "account", appendAccount(nil, &sampleHeld)},
+			{"account with limits (v3)", "account", appendAccount(nil, &sampleLimited)},
+			{"payment transfer", "transfer", appendTransfer(nil, &samplePayment)},
+			{"hold transfer (v3)", "transfer", appendTransfer(nil, &sampleHold)},
+			{"post transfer (v3)", "transfer", appendTransfer(nil, &samplePost)},
+			{"expire transfer (v3)", "transfer", appendTransfer(nil, &sampleExpire)},
+			{"refund transfer (v2)", "transfer", appendTransfer(nil, &sampleRefund)},
+			{"hold tx record (v4)", "tx record", appendTxRecord(nil, &sampleHoldRec)},
+			{"expired hold tx record (v4)", "tx record", appendTxRecord(nil, &sampleExpiredRec)},
+			{"hold ref", "hold ref", appendHoldRef(nil, &sampleHold.TxID)},
+			{"escrow release tx record (v3)", "tx record", appendTxRecord(nil, &sampleReleaseRec)},
 		} {
 			decode := decoders[tc.decoder]
 			for n := range len(tc.enc) {
@@ -136,7 +192,53 @@ func TestRecords(t *testing.T) {
 		if _, err := decodeTxRecord(noFlags); !errors.Is(err, errCorrupt) {
 			t.Errorf("tx record v3 without flags: err = %v", err)
 		}
+		// An account sealed as v2 with nothing pending: what v1 holds.
+		accountV2 := appendAccount(nil, &sampleAccount)
+		accountV2 = append(accountV2[:len(accountV2)-crcSize], make([]byte, 16)...)
+		accountV2[0] = recordV2
+		accountV2 = seal(accountV2, 0)
+		if _, err := decodeAccount(accountV2); !errors.Is(err, errCorrupt) {
+			t.Errorf("account v2 without pending amounts: err = %v", err)
+		}
+		for name, a := range map[string]Account{
+			"credit limit on a card": {Type: Card, Status: Active, Limits: Limits{CreditLimit: 1}},
+			"negative daily limit":   {Type: Card, Status: Active, Limits: Limits{DailyAmount: -1}},
+			"negative pending":       {Type: Card, Status: Active, DebitsPending: -1},
+		} {
+			if _, err := decodeAccount(appendAccount(nil, &a)); !errors.Is(err, errCorrupt) {
+				t.Errorf("%s: err = %v", name, err)
+			}
+		}
+		for name, tr := range map[string]Transfer{
+			"hold without expiry":         {Kind: KindHold, Amount: 1},
+			"post releasing less":         {Kind: KindPost, Amount: 2, Original: 1, Released: 1},
+			"void releasing another sum":  {Kind: KindVoid, Amount: 2, Original: 1, Released: 1},
+			"expire without an original":  {Kind: KindExpire, Amount: 1, Released: 1},
+			"refund without an original":  {Kind: KindRefund, Amount: 1},
+			"post with an expiry":         {Kind: KindPost, Amount: 1, Original: 1, Released: 1, Expires: 5},
+			"hold with an original":       {Kind: KindHold, Amount: 1, Original: 1, Expires: 5},
+			"purchase with an original":   {Kind: KindPurchase, Amount: 1, Original: 1}, // sealed as v1, Original dropped
+			"kind beyond the known kinds": {Kind: lastKind + 1, Amount: 1},
+		} {
+			b := appendTransfer(nil, &tr)
+			got, err := decodeTransfer(b)
+			if name == "purchase with an original" {
+				if err != nil || got.Original != 0 {
+					t.Errorf("%s: %+v, %v", name, got, err)
+				}
+				continue
+			}
+			if !errors.Is(err, errCorrupt) {
+				t.Errorf("%s: err = %v", name, err)
+			}
+		}
 		for name, rec := range map[string]txRecord{
+			"to-seller flag on a purchase": {code: Approved, seq: 3, kind: txPurchase, account: 1000, amount: 5, flags: txToSeller},
+			"expiry on a purchase":         {code: Approved, seq: 3, kind: txPurchase, account: 1000, amount: 5, expires: 9, counter: 1},
+			"expiry on a transfer":         {code: Approved, seq: 3, kind: txTransfer, account: 1000, amount: 5, expires: 9, counter: 1001},
+			"counter on a decline":         {code: InsufficientFunds, kind: txTransfer, counter: 1001},
+			"expired flag without expiry": {code: Approved, seq: 3, kind: txHold, account: 1000, amount: 5, reversed: 5,
+				flags: txExpired},
 			"voided approved purchase": {code: Approved, seq: 3, kind: txPurchase, account: 1000, amount: 5, flags: txVoided},
 			"voided stand-in":          {code: UnknownCard, kind: txStandIn, flags: txVoided},
 			"unknown flag":             {code: InsufficientFunds, kind: txPurchase, flags: 2},
@@ -152,6 +254,7 @@ var decoders = map[string]func([]byte) error{
 	"account":   func(b []byte) error { _, err := decodeAccount(b); return err },
 	"transfer":  func(b []byte) error { _, err := decodeTransfer(b); return err },
 	"tx record": func(b []byte) error { _, err := decodeTxRecord(b); return err },
+	"hold ref":  func(b []byte) error { _, err := decodeHoldRef(b); return err },
 }
 
 // The fuzz targets check that decoding never panics and that whatever decodes re-encodes to the
@@ -160,6 +263,8 @@ var decoders = map[string]func([]byte) error{
 func FuzzDecodeAccount(f *testing.F) {
 	f.Add(appendAccount(nil, &sampleAccount))
 	f.Add(appendAccount(nil, &Account{Type: InstitutionSettlement, Status: Active}))
+	f.Add(appendAccount(nil, &sampleHeld))
+	f.Add(appendAccount(nil, &sampleLimited))
 	f.Add([]byte{recordV1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := decodeAccount(b)
@@ -183,6 +288,15 @@ func FuzzDecodeTransfer(f *testing.F) {
 	f.Add(appendTxRecord(nil, &sampleTombstone))
 	f.Add(appendTxRecord(nil, &sampleStandInRec))
 	f.Add(appendTxRecord(nil, &sampleVoided))
+	f.Add(appendTransfer(nil, &sampleHold))
+	f.Add(appendTransfer(nil, &samplePost))
+	f.Add(appendTransfer(nil, &sampleExpire))
+	f.Add(appendTransfer(nil, &sampleRefund))
+	f.Add(appendTransfer(nil, &samplePayment))
+	f.Add(appendTxRecord(nil, &sampleHoldRec))
+	f.Add(appendTxRecord(nil, &sampleExpiredRec))
+	f.Add(appendTxRecord(nil, &sampleReleaseRec))
+	f.Add(appendTxRecord(nil, &sampleTransferRec))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if tr, err := decodeTransfer(b); err == nil {
 			if re := appendTransfer(nil, &tr); !bytes.Equal(re, b) {

@@ -220,7 +220,7 @@ func TestReversal(t *testing.T) {
 		}
 	})
 
-	t.Run("only purchases, on their own card, are reversed", func(t *testing.T) {
+	t.Run("purchases are reversed on their own card only; a top-up only while its money is there", func(t *testing.T) {
 		s := openShard(t, "")
 		openCard(t, s, pan1)
 		other := openCard(t, s, pan2)
@@ -231,8 +231,8 @@ func TestReversal(t *testing.T) {
 		purchase(t, s, txid("buy", 1), pan1, 1000)
 		purchase(t, s, txid("buy", 2), pan2, 1000)
 		purchase(t, s, txid("buy", 3), pan3, 300)
-		if r := do(t, s, reversal(txid("rev", 1), txid("dep", 1), pan1, 5000, 0)); r.Code != InvalidTransaction {
-			t.Errorf("reversal of a deposit = %+v, want 12", r)
+		if r := do(t, s, reversal(txid("rev", 1), txid("dep", 1), pan1, 5000, 0)); r.Code != InsufficientFunds {
+			t.Errorf("reversal of a deposit that was spent since = %+v, want 51", r)
 		}
 		if r := do(t, s, reversal(txid("rev", 2), txid("buy", 2), pan1, 1000, 0)); r.Code != OriginalNotFound {
 			t.Errorf("reversal on another card = %+v, want 25", r)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,14 @@ type Options struct {
 	MaxBatch   int                   // max requests per commit, 1..16384; default 256
 	Clock      func() time.Time      // default time.Now; read only by the writer, once per batch
 
+	// HoldTTL is how long a pre-authorisation's hold stays pending before the sweep releases
+	// it: a hold placed by a batch with clock value t expires at t + HoldTTL. Default 7 days.
+	HoldTTL time.Duration
+
+	// SweepEvery is how often an idle writer wakes up to release expired holds; a busy one
+	// sweeps before each batch. Default 1 s.
+	SweepEvery time.Duration
+
 	// Currency is the ISO 4217 numeric currency the shard books (its well-known accounts are in
 	// it, and every account must be). Fixed when the shard is created: 0 means 156 (CNY) for a
 	// new shard and "whatever it was created with" for an existing one.
@@ -40,6 +49,9 @@ const (
 	queueFactor      = 4       // the queue holds this many full batches
 	maxCachedEntries = 1 << 20 // the writer drops its cache beyond this many accounts or PANs
 	journalPage      = 1024    // Journal's page size when limit ≤ 0
+	defaultHoldTTL   = 7 * 24 * time.Hour
+	defaultSweep     = time.Second
+	maxSweep         = 64 // expired holds released per batch at most; the next batch goes on
 )
 
 // Shard is one regional ledger: its accounts, journal and idempotency records, in one badger
@@ -74,6 +86,12 @@ type Shard struct {
 	key    []byte // scratch key for reads
 	arena  []byte // keys and values of the batch being written
 	broken error  // set after a failed commit until the state is reloaded from badger
+
+	// sweepAt is a lower bound on the earliest expiry in the hold index: a batch whose clock
+	// value is below it has nothing to sweep and skips reading the index. 0 means unknown,
+	// math.MaxInt64 that no hold is pending.
+	sweepAt int64
+	expired []holdKey // scratch: the holds the next batch releases first
 }
 
 // envelope carries one command to the writer and its outcome back. It is pooled: Do returns it to
@@ -100,8 +118,20 @@ func Open(o Options) (*Shard, error) {
 		bad = append(bad, fmt.Errorf("ledger: Options.MaxBatch is %d, want 1..%d (0 for %d)",
 			o.MaxBatch, maxMaxBatch, defaultMaxBatch))
 	}
+	if o.HoldTTL < 0 {
+		bad = append(bad, fmt.Errorf("ledger: Options.HoldTTL is %v, want > 0 (0 for %v)", o.HoldTTL, defaultHoldTTL))
+	}
+	if o.SweepEvery < 0 {
+		bad = append(bad, fmt.Errorf("ledger: Options.SweepEvery is %v, want > 0 (0 for %v)", o.SweepEvery, defaultSweep))
+	}
 	if len(bad) > 0 {
 		return nil, errors.Join(bad...)
+	}
+	if o.HoldTTL == 0 {
+		o.HoldTTL = defaultHoldTTL
+	}
+	if o.SweepEvery == 0 {
+		o.SweepEvery = defaultSweep
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = defaultMaxBatch
@@ -150,6 +180,10 @@ func Open(o Options) (*Shard, error) {
 	if s.metrics, err = newMetrics(o.Registerer, o.Region); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger: register metrics for region %s: %w", o.Region, err)
+	}
+	if s.sweepAt, err = firstExpiry(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger: open %s: %w", o.Dir, err)
 	}
 	s.lastSeq.Store(s.st.seq)
 	s.metrics.setSeq(s.st.seq)
@@ -203,8 +237,9 @@ func (s *Shard) Do(ctx context.Context, r *Request) (Result, error) {
 	return out.res, err
 }
 
-// OpenAccount opens an account and returns its id. A card's PAN must not be bound yet
-// (ErrPANBound); cards always get DebitsMustNotExceedCredits.
+// OpenAccount opens an account and returns its id. A PAN must not be bound yet (ErrPANBound), nor
+// an account number (ErrNumberBound); cards, debit and credit-line accounts always get
+// DebitsMustNotExceedCredits (a credit line: beyond its credit limit).
 func (s *Shard) OpenAccount(ctx context.Context, a AccountSpec) (uint64, error) {
 	e := s.envelopes.Get().(*envelope)
 	e.cmd.op = opOpenAccount
@@ -219,6 +254,18 @@ func (s *Shard) SetStatus(ctx context.Context, id uint64, st Status) error {
 	e.cmd.op = opSetStatus
 	e.cmd.acct = id
 	e.cmd.status = st
+	_, err := s.submit(ctx, e)
+	return err
+}
+
+// SetLimits replaces an ordinary account's limits: the credit limit (credit lines only; it may not
+// drop below what the account already uses of it) and the per-day amount and count limits, which
+// channels meet as 61 and 65. Channels cannot reach it.
+func (s *Shard) SetLimits(ctx context.Context, id uint64, l Limits) error {
+	e := s.envelopes.Get().(*envelope)
+	e.cmd.op = opSetLimits
+	e.cmd.acct = id
+	e.cmd.limits = l
 	_, err := s.submit(ctx, e)
 	return err
 }
@@ -285,8 +332,19 @@ func (s *Shard) Stats() Stats {
 func (s *Shard) run() {
 	defer close(s.writerDone)
 	envs := make([]*envelope, 0, s.opts.MaxBatch)
+	tick := time.NewTicker(s.opts.SweepEvery)
+	defer tick.Stop()
 	for {
-		e, ok := <-s.queue
+		var e *envelope
+		var ok bool
+		select {
+		case e, ok = <-s.queue:
+		case <-tick.C:
+			if s.sweepAt != math.MaxInt64 { // some hold is pending: an idle writer still releases it
+				s.process(nil)
+			}
+			continue
+		}
 		if !ok {
 			return
 		}
@@ -311,10 +369,12 @@ func (s *Shard) run() {
 
 // process handles one batch: load, apply, commit, then answer.
 func (s *Shard) process(envs []*envelope) {
-	s.batches.Add(1)
-	s.requests.Add(uint64(len(envs)))
-	s.metrics.batch(len(envs))
 	now := s.clock().UnixNano()
+	if len(envs) > 0 {
+		s.batches.Add(1)
+		s.requests.Add(uint64(len(envs)))
+		s.metrics.batch(len(envs))
+	}
 
 	for _, e := range envs {
 		// A caller that has gone no longer waits for the outcome; skipping its request saves
@@ -325,10 +385,17 @@ func (s *Shard) process(envs []*envelope) {
 		s.reload()
 	}
 	clear(s.known)
+	s.expired = s.expired[:0]
+	if s.broken == nil && now >= s.sweepAt {
+		s.expired = s.loadExpired(now, s.expired, s.known)
+	}
+	if len(envs) == 0 && len(s.expired) == 0 {
+		return
+	}
 	if s.broken == nil {
 		s.loadBatch(envs, s.known)
 	}
-	s.commitGroup(envs, now)
+	s.commitGroup(envs, now, s.expired)
 
 	for _, e := range envs {
 		if e.skip != nil {
@@ -343,27 +410,32 @@ func (s *Shard) process(envs []*envelope) {
 		}
 		e.done <- struct{}{} // the last touch: e belongs to its caller from here on
 	}
-	if len(s.st.accounts) > maxCachedEntries || len(s.st.cards) > maxCachedEntries {
+	if len(s.st.accounts) > maxCachedEntries || len(s.st.cards) > maxCachedEntries || len(s.st.owners) > maxCachedEntries {
 		s.trimCache()
 	}
 }
 
-// commitGroup applies the group's live commands and commits the result in one badger
-// transaction. If badger finds the transaction too big, it splits the group in two and commits
-// the halves in order, which gives the same outcomes as two separate batches.
-func (s *Shard) commitGroup(envs []*envelope, now int64) {
+// commitGroup releases the expired holds, applies the group's live commands and commits the
+// result in one badger transaction. If badger finds the transaction too big, it splits the group
+// in two and commits the halves in order (the expiries with the first), which gives the same
+// outcomes as two separate batches.
+func (s *Shard) commitGroup(envs []*envelope, now int64, expired []holdKey) {
 	if s.broken != nil {
 		fail(envs, s.broken)
 		return
 	}
 	b := s.batch
-	b.reset(s.st, s.known, now)
+	b.reset(s.st, s.known, now, int64(s.opts.HoldTTL))
+	for _, h := range expired {
+		b.expire(h)
+	}
 	for _, e := range envs {
 		if e.skip == nil {
 			e.out = b.apply(&e.cmd)
 		}
 	}
 	if err := b.check(); err != nil {
+		s.sweepAt = 0 // the holds this batch would have released are still due
 		s.log.Error("ledger: batch not committed", "err", err)
 		fail(envs, fmt.Errorf("%w: %w", ErrCommit, err))
 		return
@@ -376,8 +448,8 @@ func (s *Shard) commitGroup(envs []*envelope, now int64) {
 	if errors.Is(err, badger.ErrTxnTooBig) && len(envs) > 1 {
 		s.log.Debug("ledger: batch too big for one transaction, splitting", "requests", len(envs))
 		h := len(envs) / 2
-		s.commitGroup(envs[:h], now) // each half applies afresh and overwrites the answers
-		s.commitGroup(envs[h:], now)
+		s.commitGroup(envs[:h], now, expired) // each half applies afresh and overwrites the answers
+		s.commitGroup(envs[h:], now, nil)
 		return
 	}
 	if err != nil {
@@ -389,6 +461,9 @@ func (s *Shard) commitGroup(envs []*envelope, now int64) {
 		return
 	}
 	s.metrics.commit(time.Since(start))
+	for _, h := range b.newHolds {
+		s.sweepAt = min(s.sweepAt, h.expires)
+	}
 	b.fold()
 	s.commits.Add(1)
 	s.lastSeq.Store(s.st.seq)
@@ -417,6 +492,7 @@ func (s *Shard) reload() {
 	}
 	s.st = st
 	s.broken = nil
+	s.sweepAt = 0 // read the hold index afresh
 	s.lastSeq.Store(st.seq)
 	s.metrics.setSeq(st.seq)
 }
@@ -427,6 +503,7 @@ func (s *Shard) trimCache() {
 	wk := [...]*Account{s.st.accounts[SettlementPayableID], s.st.accounts[FundingID]}
 	s.st.accounts = make(map[uint64]*Account)
 	s.st.cards = make(map[string]uint64)
+	s.st.owners = make(map[string]uint64)
 	for _, a := range wk {
 		s.st.accounts[a.ID] = a
 	}

@@ -86,7 +86,11 @@ func TestOpen(t *testing.T) {
 			{Type: Card, Currency: cny, PAN: "12345"},
 			{Type: Card, Currency: cny},
 			{Type: InstitutionSettlement, Currency: cny, PAN: pan1},
-			{Type: Merchant, Currency: cny},
+			{Type: Merchant, Currency: cny, Limits: Limits{CreditLimit: 1}},
+			{Type: Merchant, Currency: cny, PAN: pan1},
+			{Type: Debit, Currency: cny, Number: "0105/5551234"},
+			{Type: Debit, Currency: cny, Number: strings.Repeat("1", 29)},
+			{Type: CreditLine, Currency: cny, Limits: Limits{CreditLimit: -1}},
 			{Type: 0, Currency: cny},
 			{Type: InstitutionSettlement, Currency: cny, Name: strings.Repeat("x", 33)},
 		} {
@@ -189,7 +193,7 @@ func TestPurchase(t *testing.T) {
 		if rep.Transfers != 2 || rep.LastSeq != 2 || rep.Accounts != 3 || rep.Cards != 1 {
 			t.Errorf("report = %+v", rep)
 		}
-		if len(rep.Totals) != 1 || rep.Totals[0] != (CurrencyTotal{cny, 12550, 12550}) {
+		if len(rep.Totals) != 1 || rep.Totals[0] != (CurrencyTotal{Currency: cny, Debits: 12550, Credits: 12550}) {
 			t.Errorf("totals = %+v", rep.Totals)
 		}
 	})

@@ -3,9 +3,11 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -185,25 +187,101 @@ func (s *Shard) loadBatch(envs []*envelope, known map[TxID]txRecord) {
 
 func (s *Shard) loadCommand(txn *badger.Txn, c *command, known map[TxID]txRecord) error {
 	switch c.op {
-	case OpPurchase, OpDeposit, OpBalance, OpReversal, OpAdvice:
+	case OpPurchase, OpDeposit, OpBalance, OpReversal, OpAdvice, OpPreAuth, OpCompletion, OpRefund, OpTransfer, OpPayment:
 		r := &c.req
 		if r.Op != OpBalance && !r.ID.IsZero() {
 			if err := s.loadTx(txn, &r.ID, known); err != nil {
 				return err
 			}
 		}
-		if r.Op == OpReversal && !r.Original.IsZero() {
+		if r.Op.refers() && !r.Original.IsZero() {
 			if err := s.loadTx(txn, &r.Original, known); err != nil {
 				return fmt.Errorf("original: %w", err)
+			}
+			if rec := known[r.Original]; rec.counter != 0 {
+				if err := s.loadAccount(txn, rec.counter); err != nil {
+					return fmt.Errorf("original: %w", err)
+				}
+			}
+		}
+		if r.PAN == "" && r.From != "" {
+			if err := s.loadOwner(txn, r.From); err != nil {
+				return err
+			}
+		}
+		if r.To != "" {
+			if err := s.loadOwner(txn, r.To); err != nil {
+				return err
 			}
 		}
 		return s.loadCard(txn, r.PAN)
 	case opOpenAccount:
+		if err := s.loadOwner(txn, c.spec.Number); err != nil {
+			return err
+		}
 		return s.loadCard(txn, c.spec.PAN)
-	case opSetStatus:
+	case opSetStatus, opSetLimits:
 		return s.loadAccount(txn, c.acct)
 	}
 	return nil
+}
+
+// firstExpiry is the earliest expiry in the hold index, or math.MaxInt64 when it is empty.
+func firstExpiry(db *badger.DB) (int64, error) {
+	first := int64(math.MaxInt64)
+	err := db.View(func(txn *badger.Txn) error {
+		return scan(txn, []byte(prefixHold), nil, func(k, _ []byte) (bool, error) {
+			if len(k) != len(prefixHold)+16 {
+				return false, fmt.Errorf("%w: hold index key %x", errCorrupt, k)
+			}
+			first = int64(binary.BigEndian.Uint64(k[len(prefixHold):]))
+			return false, nil
+		})
+	})
+	return first, err
+}
+
+// loadExpired appends to dst, in index order, up to maxSweep holds whose expiry is at or before
+// now, and loads their records and accounts for the sweep. It moves s.sweepAt to the first expiry
+// it did not take (or far ahead when the index is empty), so that batches before then skip it.
+func (s *Shard) loadExpired(now int64, dst []holdKey, known map[TxID]txRecord) []holdKey {
+	next := int64(math.MaxInt64)
+	err := s.db.View(func(txn *badger.Txn) error {
+		return scan(txn, []byte(prefixHold), nil, func(k, v []byte) (bool, error) {
+			if len(k) != len(prefixHold)+16 {
+				return false, fmt.Errorf("%w: hold index key %x", errCorrupt, k)
+			}
+			expires := int64(binary.BigEndian.Uint64(k[len(prefixHold):]))
+			if expires > now || len(dst) == maxSweep {
+				next = expires
+				return false, nil
+			}
+			id, err := decodeHoldRef(v)
+			if err != nil {
+				return false, err
+			}
+			if err := s.loadTx(txn, &id, known); err != nil {
+				return false, err
+			}
+			if rec, ok := known[id]; ok && rec.account != 0 && rec.counter != 0 {
+				if err := s.loadAccount(txn, rec.account); err != nil {
+					return false, err
+				}
+				if err := s.loadAccount(txn, rec.counter); err != nil {
+					return false, err
+				}
+			}
+			dst = append(dst, holdKey{expires: expires, seq: binary.BigEndian.Uint64(k[len(prefixHold)+8:]), id: id})
+			return true, nil
+		})
+	})
+	if err != nil {
+		// The requests go on; the sweep tries again with the next batch.
+		s.log.Error("ledger: reading the hold index failed", "err", err)
+		return dst[:0]
+	}
+	s.sweepAt = next
+	return dst
 }
 
 // loadTx puts the committed record of id, if there is one, in known. A v1 record of a booking
@@ -278,6 +356,34 @@ func (s *Shard) loadCard(txn *badger.Txn, pan string) error {
 	return nil
 }
 
+// loadOwner caches the binding of an account number (or phone number, or biller code) and its
+// account, if it has one; a PAN given in its place is looked up as a card.
+func (s *Shard) loadOwner(txn *badger.Txn, n string) error {
+	if !plausibleNumber(n) {
+		return nil
+	}
+	id, ok := s.st.owners[n]
+	if !ok {
+		s.key = appendOwnerKey(s.key[:0], n)
+		v, found, err := getValue(txn, s.key, counterDecoder("owner index"))
+		if err != nil {
+			return fmt.Errorf("number %s: %w", maskPAN(n), err)
+		}
+		if !found {
+			return s.loadCard(txn, n)
+		}
+		id = v
+	}
+	if err := s.loadAccount(txn, id); err != nil {
+		return err
+	}
+	if _, ok := s.st.accounts[id]; !ok {
+		return fmt.Errorf("%w: number %s points to missing account %d", errCorrupt, maskPAN(n), id)
+	}
+	s.st.owners[n] = id
+	return nil
+}
+
 // loadAccount caches the account if it exists.
 func (s *Shard) loadAccount(txn *badger.Txn, id uint64) error {
 	if _, ok := s.st.accounts[id]; ok {
@@ -325,6 +431,15 @@ func (s *Shard) writeBatch(b *batch) error {
 			return err
 		}
 	}
+	for _, n := range b.newOwners {
+		k0 := len(arena)
+		arena = appendOwnerKey(arena, n)
+		v0 := len(arena)
+		arena = appendCounter(arena, b.owners[n])
+		if err := set(k0, v0); err != nil {
+			return err
+		}
+	}
 	for i := range b.journal {
 		t := &b.journal[i]
 		k0 := len(arena)
@@ -343,6 +458,22 @@ func (s *Shard) writeBatch(b *batch) error {
 		rec := b.txs[*id]
 		arena = appendTxRecord(arena, &rec)
 		if err := set(k0, v0); err != nil {
+			return err
+		}
+	}
+	for _, h := range b.newHolds {
+		k0 := len(arena)
+		arena = appendHoldKey(arena, h.expires, h.seq)
+		v0 := len(arena)
+		arena = appendHoldRef(arena, &h.id)
+		if err := set(k0, v0); err != nil {
+			return err
+		}
+	}
+	for _, h := range b.delHolds { // after the sets: a hold placed and closed in one batch is gone
+		k0 := len(arena)
+		arena = appendHoldKey(arena, h.expires, h.seq)
+		if err := txn.Delete(arena[k0:len(arena):len(arena)]); err != nil {
 			return err
 		}
 	}

@@ -17,8 +17,13 @@ type VerifyReport struct {
 	LastSeq    uint64          // m/seq
 	Accounts   int             // account records
 	Cards      int             // card/<PAN> bindings
+	Numbers    int             // o/<number> bindings: account and phone numbers, biller codes
 	Transfers  int             // journal entries
 	Reversals  int             // journal entries that reverse a purchase
+	Refunds    int             // journal entries that refund a purchase
+	Holds      int             // journal entries that place a hold (pre-authorisations)
+	Pending    int             // holds still pending: each has its expiry index entry
+	Releases   int             // journal entries that post, void or expire a hold
 	StandIns   int             // journal entries booked forced from stand-in advices
 	Overdrawn  int             // no-overdraft accounts below zero, each by stand-in entries only
 	TxRecords  int             // idempotency records, tombstones included
@@ -28,11 +33,13 @@ type VerifyReport struct {
 	Dropped    int // breaks found beyond maxBreaks
 }
 
-// CurrencyTotal sums the posted totals of every account in one currency.
+// CurrencyTotal sums the posted and pending totals of every account in one currency.
 type CurrencyTotal struct {
-	Currency uint16
-	Debits   int64
-	Credits  int64
+	Currency       uint16
+	Debits         int64
+	Credits        int64
+	DebitsPending  int64
+	CreditsPending int64
 }
 
 const maxBreaks = 100
@@ -45,20 +52,25 @@ func (r *VerifyReport) breakf(format string, a ...any) {
 	r.Breaks = append(r.Breaks, fmt.Sprintf(format, a...))
 }
 
-// Verify recomputes every account's posted debits and credits from the journal (reversals
-// included) and compares them with the stored accounts; checks Σ debits = Σ credits per currency,
-// the no-overdraft flags, that the journal runs 1..m/seq without a gap, that every journal entry's
-// idempotency record points back at it, that every reversal undoes an earlier purchase (stand-in
-// or not) with its accounts swapped and no purchase is reversed by more than its amount (and its
-// record agrees), that every idempotency record decodes and tombstones booked nothing, and that
-// every card binding points at a card with the matching masked PAN. It reads one badger snapshot,
+// Verify recomputes every account's posted and pending debits and credits from the journal
+// (reversals, refunds and holds with their posts, voids and expiries included) and compares them
+// with the stored accounts; checks Σ debits = Σ credits per currency, posted and pending, the
+// no-overdraft flags, that the journal runs 1..m/seq without a gap, that every journal entry's
+// idempotency record points back at it, that every reversal or refund gives back an earlier
+// purchase (stand-in, completion or not) with its accounts swapped and no purchase is given back
+// by more than its amount (and its record agrees), that every post, void and expiry releases an
+// earlier hold on the same accounts, never more than it held, a post or expiry closing it, that
+// the expiry index lists exactly the holds still pending, that every idempotency record decodes
+// and tombstones booked nothing, and that every card binding points at a card with the matching
+// masked PAN. It reads one badger snapshot,
 // so it sees whole batches only and may run while the shard takes traffic. The error, when not
 // nil, describes the first few breaks; the report lists them all.
 //
 // The no-overdraft rule is checked on the journal, not on the final balances, because a stand-in
 // advice may take a card below zero: replaying the entries in sequence order, every entry that
-// debits a no-overdraft account leaves that account's running balance (credits − debits so far)
-// at zero or above, unless the entry is a stand-in (KindStandIn). That is the rule the state
+// spends from a no-overdraft account leaves that account's running available balance (credits −
+// debits − pending debits so far) at zero or above, unless the entry is a stand-in (KindStandIn).
+// Posts, voids and expiries never lower it, so they are not checked. That is the rule the state
 // machine applies when it books (a purchase is approved only when the balance before it covers
 // it), so a bug that overdraws a card is still found, also on a card a stand-in has taken below
 // zero: the stand-in excuses itself, never a later purchase. A negative final balance follows
@@ -76,7 +88,7 @@ func (s *Shard) Verify() (VerifyReport, error) {
 	return rep, nil
 }
 
-type posted struct{ debits, credits int64 }
+type posted struct{ debits, credits, debitsPending, creditsPending int64 }
 
 func verify(txn *badger.Txn, rep *VerifyReport) error {
 	seq, haveSeq, err := getValue(txn, keySeq, counterDecoder("m/seq"))
@@ -110,11 +122,14 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 		if a.DebitsPosted < 0 || a.CreditsPosted < 0 {
 			rep.breakf("account %d: negative posted total (debits %d, credits %d)", a.ID, a.DebitsPosted, a.CreditsPosted)
 		}
-		if a.Flags&DebitsMustNotExceedCredits != 0 && a.DebitsPosted > a.CreditsPosted {
+		if a.Flags&DebitsMustNotExceedCredits != 0 && a.Available() < 0 {
 			rep.Overdrawn++ // allowed only if the journal shows stand-in entries did it; checked below
 		}
-		if a.Type == Card && a.Flags&DebitsMustNotExceedCredits == 0 {
-			rep.breakf("card account %d lacks the no-overdraft flag", a.ID)
+		if a.Type.spends() && a.Flags&DebitsMustNotExceedCredits == 0 {
+			rep.breakf("%s account %d lacks the no-overdraft flag", a.Type, a.ID)
+		}
+		if a.DailyAmount == 0 && a.DailyCount == 0 && (a.Day != 0 || a.DaySpent != 0 || a.DayCount != 0) {
+			rep.breakf("account %d counts a day's use (day %d: %d in %d) without a daily limit", a.ID, a.Day, a.DaySpent, a.DayCount)
 		}
 		accounts[a.ID] = &a
 		return true, nil
@@ -132,7 +147,8 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 	// Journal: 1..seq without a gap, each entry valid, its tx record pointing back at it; the
 	// postings recomputed per account, and the no-overdraft rule checked entry by entry.
 	sums := make(map[uint64]*posted, len(accounts))
-	reversed := make(map[uint64][]Transfer) // purchase seq → the entries that reverse it
+	standIns := make(map[uint64]bool)       // accounts debited by stand-in entries
+	reversed := make(map[uint64][]Transfer) // original seq → the entries that give it back or release it
 	var prev uint64
 	err = scan(txn, []byte(prefixJournal), nil, func(k, v []byte) (bool, error) {
 		t, err := decodeTransfer(v)
@@ -149,35 +165,50 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 		}
 		prev = t.Seq
 		checkTransfer(txn, &t, accounts, rep)
-		if t.Kind == KindReversal {
+		switch t.Kind {
+		case KindReversal:
 			rep.Reversals++
+		case KindRefund:
+			rep.Refunds++
+		case KindHold:
+			rep.Holds++
+		case KindPost, KindVoid, KindExpire:
+			rep.Releases++
+		}
+		if t.Original != 0 {
 			reversed[t.Original] = append(reversed[t.Original], t)
 		}
-		for _, p := range []struct {
+		p, q := t.posts(), t.pends()
+		for _, side := range []struct {
 			id    uint64
 			debit bool
 		}{{t.Debit, true}, {t.Credit, false}} {
-			ps := sums[p.id]
+			ps := sums[side.id]
 			if ps == nil {
 				ps = new(posted)
-				sums[p.id] = ps
+				sums[side.id] = ps
 			}
-			total := &ps.credits
-			if p.debit {
-				total = &ps.debits
+			total, pending := &ps.credits, &ps.creditsPending
+			if side.debit {
+				total, pending = &ps.debits, &ps.debitsPending
 			}
-			if t.Amount > 0 && *total > math.MaxInt64-t.Amount {
-				rep.breakf("account %d: recomputed total overflows at seq %d", p.id, t.Seq)
+			if p > 0 && *total > math.MaxInt64-p || q > 0 && *pending > math.MaxInt64-q {
+				rep.breakf("account %d: recomputed total overflows at seq %d", side.id, t.Seq)
 				continue
 			}
-			*total += t.Amount
+			*total += p
+			*pending += q
 		}
 		if t.Kind == KindStandIn {
 			rep.StandIns++
-		} else if a := accounts[t.Debit]; a != nil && a.Flags&DebitsMustNotExceedCredits != 0 {
-			if ps := sums[t.Debit]; ps.debits > ps.credits {
+			standIns[t.Debit] = true
+		} else if a := accounts[t.Debit]; a != nil && a.Flags&DebitsMustNotExceedCredits != 0 && t.spends() && a.Type != CreditLine {
+			// A credit line's limit may have moved since the entry; it is checked on its final
+			// state below, against the limit it has now.
+			// Pending debits count as debits here: a hold spends what it holds.
+			if ps := sums[t.Debit]; ps.debits+ps.debitsPending > ps.credits {
 				rep.breakf("seq %d: %s overdraws account %d to debits %d > credits %d; only a stand-in may",
-					t.Seq, t.Kind, t.Debit, ps.debits, ps.credits)
+					t.Seq, t.Kind, t.Debit, ps.debits+ps.debitsPending, ps.credits)
 			}
 		}
 		return true, nil
@@ -192,6 +223,9 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 	if err := checkTxRecords(txn, seq, undone, rep); err != nil {
 		return err
 	}
+	if err := checkHoldIndex(txn, rep); err != nil {
+		return err
+	}
 	for _, id := range slices.Sorted(maps.Keys(accounts)) {
 		a, ps := accounts[id], sums[id]
 		if ps == nil {
@@ -200,6 +234,14 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 		if a.DebitsPosted != ps.debits || a.CreditsPosted != ps.credits {
 			rep.breakf("account %d: stored debits/credits %d/%d, journal gives %d/%d",
 				id, a.DebitsPosted, a.CreditsPosted, ps.debits, ps.credits)
+		}
+		if a.DebitsPending != ps.debitsPending || a.CreditsPending != ps.creditsPending {
+			rep.breakf("account %d: stored pending debits/credits %d/%d, journal gives %d/%d",
+				id, a.DebitsPending, a.CreditsPending, ps.debitsPending, ps.creditsPending)
+		}
+		if a.Type == CreditLine && a.Available() < 0 && !standIns[id] {
+			rep.breakf("credit line %d: debits %d and holds %d beyond credits %d and its limit %d",
+				id, a.DebitsPosted, a.DebitsPending, a.CreditsPosted, a.CreditLimit)
 		}
 	}
 
@@ -217,7 +259,7 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 		switch {
 		case a == nil:
 			rep.breakf("card %s bound to missing account %d", maskPAN(pan), id)
-		case a.Type != Card || a.MaskedPAN != maskPAN(pan):
+		case !a.Type.spends() || a.MaskedPAN != maskPAN(pan):
 			rep.breakf("card %s bound to account %d (%s, %q)", maskPAN(pan), id, a.Type, a.MaskedPAN)
 		case bound[id]:
 			rep.breakf("account %d bound to more than one PAN", id)
@@ -233,7 +275,22 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 			rep.breakf("card account %d has no PAN binding", id)
 		}
 	}
-	return nil
+
+	// Number bindings: each points at an account.
+	return scan(txn, []byte(prefixOwner), nil, func(k, v []byte) (bool, error) {
+		number := string(k[len(prefixOwner):])
+		rep.Numbers++
+		id, err := decodeCounter("owner index", v)
+		switch {
+		case err != nil:
+			rep.breakf("number %s: %v", maskPAN(number), err)
+		case accounts[id] == nil:
+			rep.breakf("number %s bound to missing account %d", maskPAN(number), id)
+		case !plausibleNumber(number):
+			rep.breakf("number %s bound to account %d is not a number", maskPAN(number), id)
+		}
+		return true, nil
+	})
 }
 
 // checkTransfer checks one journal entry against the accounts and its idempotency record.
@@ -258,10 +315,22 @@ func checkTransfer(txn *badger.Txn, t *Transfer, accounts map[uint64]*Account, r
 		rep.breakf("seq %d: tx record: %v", t.Seq, err)
 	case !found:
 		rep.breakf("seq %d: no tx record for its TxID", t.Seq)
+	case t.Kind == KindExpire:
+		// No request asked for an expiry: it carries the TxID of the hold it released.
+		if rec.kind != txHold || rec.seq != t.Original || rec.flags&txExpired == 0 {
+			rep.breakf("seq %d: expiry of hold %d, its TxID's record says kind %d seq %d flags %#x",
+				t.Seq, t.Original, rec.kind, rec.seq, rec.flags)
+		}
 	case rec.code != Approved || rec.seq != t.Seq:
 		rep.breakf("seq %d: its TxID's record says code %s seq %d", t.Seq, rec.code, rec.seq)
 	case rec.kind != txUnknown && (rec.kind != recordKind(t.Kind) || rec.amount != t.Amount):
 		rep.breakf("seq %d: %s of %d, its TxID's record says kind %d amount %d", t.Seq, t.Kind, t.Amount, rec.kind, rec.amount)
+	case (t.Kind == KindTransfer || t.Kind == KindPayment) && (rec.counter != t.Credit || rec.account != t.Debit),
+		t.Kind == KindDeposit && rec.kind == txDeposit && rec.counter != 0 && (rec.counter != t.Debit || rec.account != t.Credit):
+		rep.breakf("seq %d: %s %d→%d, its TxID's record says account %d, counter %d", t.Seq, t.Kind, t.Debit, t.Credit, rec.account, rec.counter)
+	case t.Kind == KindHold && (rec.counter != t.Credit || rec.expires != t.Expires || rec.account != t.Debit):
+		rep.breakf("seq %d: hold %d→%d expiring at %d, its TxID's record says %d→%d at %d",
+			t.Seq, t.Debit, t.Credit, t.Expires, rec.account, rec.counter, rec.expires)
 	}
 }
 
@@ -276,45 +345,123 @@ func recordKind(k Kind) txKind {
 		return txReversal
 	case KindStandIn:
 		return txStandIn
+	case KindHold:
+		return txHold
+	case KindPost:
+		return txCompletion
+	case KindVoid:
+		return txReversal
+	case KindRefund:
+		return txRefund
+	case KindTransfer:
+		return txTransfer
+	case KindPayment:
+		return txPayment
 	}
 	return txUnknown
 }
 
-// checkReversals checks each reversed purchase against the entries that reverse it: each comes
-// later, swaps its accounts, keeps its currency, and together they undo at most its amount, which
-// is what its record says was reversed. It returns the reversed total per purchase seq.
+// checkReversals checks each original against the entries that refer to it. A purchase
+// (stand-in or completion) is given back by reversals and refunds: each comes later, swaps its
+// accounts, keeps its currency, and together they undo at most its amount, which is what its
+// record says was reversed. A hold is released by voids, at most one post and at most one expiry:
+// each comes later on the same accounts, together they release at most its amount (all of it once
+// a post or an expiry has come, and nothing comes after those), and its record agrees. It returns
+// the total given back or released per original seq.
 func checkReversals(txn *badger.Txn, reversed map[uint64][]Transfer, rep *VerifyReport) map[uint64]int64 {
 	undone := make(map[uint64]int64, len(reversed))
 	for _, seq := range slices.Sorted(maps.Keys(reversed)) {
 		p, found, err := getValue(txn, appendJournalKey(nil, seq), decodeTransfer)
-		if err != nil || !found || p.Kind != KindPurchase && p.Kind != KindStandIn {
-			rep.breakf("reversals of seq %d: it is not a purchase (found %t, kind %s, err %v)", seq, found, p.Kind, err)
+		hold := p.Kind == KindHold
+		givesBack := p.Kind == KindPurchase || p.Kind == KindStandIn || p.Kind == KindPost
+		moves := p.Kind == KindDeposit || p.Kind == KindTransfer || p.Kind == KindPayment
+		if err != nil || !found || !hold && !givesBack && !moves {
+			rep.breakf("entries referring to seq %d: it is not a purchase or a hold (found %t, kind %s, err %v)", seq, found, p.Kind, err)
 			continue
 		}
 		var total int64
+		closed := false
 		for _, r := range reversed[seq] {
-			if r.Seq <= p.Seq || r.Debit != p.Credit || r.Credit != p.Debit || r.Currency != p.Currency {
-				rep.breakf("seq %d does not reverse purchase %d (accounts %d→%d, currency %d)",
-					r.Seq, p.Seq, r.Debit, r.Credit, r.Currency)
+			release := r.Kind == KindPost || r.Kind == KindVoid || r.Kind == KindExpire
+			debit, credit := p.Credit, p.Debit // what gives back swaps the accounts
+			if hold {
+				debit, credit = p.Debit, p.Credit // what releases keeps them
 			}
-			if r.Amount > 0 && total <= math.MaxInt64-r.Amount {
-				total += r.Amount
+			if r.Seq <= p.Seq || release != hold || r.Kind == KindRefund && !givesBack ||
+				r.Debit != debit || r.Credit != credit || r.Currency != p.Currency || closed {
+				rep.breakf("seq %d (%s) does not fit %s %d (accounts %d→%d, currency %d)",
+					r.Seq, r.Kind, p.Kind, p.Seq, r.Debit, r.Credit, r.Currency)
+			}
+			n := r.Amount
+			if hold {
+				n = r.Released
+				closed = r.Kind != KindVoid
+			}
+			if n > 0 && total <= math.MaxInt64-n {
+				total += n
+			}
+			if closed && total != p.Amount {
+				rep.breakf("seq %d (%s) closes hold %d of %d with %d released", r.Seq, r.Kind, p.Seq, p.Amount, total)
 			}
 		}
 		undone[seq] = total
 		if total > p.Amount {
-			rep.breakf("purchase %d of %d reversed by %d", p.Seq, p.Amount, total)
+			rep.breakf("%s %d of %d reversed by %d", p.Kind, p.Seq, p.Amount, total)
 		}
 		rec, found, err := getValue(txn, appendTxKey(nil, &p.TxID), decodeTxRecord)
+		holder := p.Debit
+		if p.Kind == KindDeposit {
+			holder = p.Credit // a top-up acts for the account it credits
+		}
 		switch {
 		case err != nil || !found:
-			rep.breakf("purchase %d: tx record found %t, %v", p.Seq, found, err)
-		case rec.kind != recordKind(p.Kind) || rec.reversed != total || rec.amount != p.Amount || rec.account != p.Debit:
-			rep.breakf("purchase %d: record says kind %d amount %d reversed %d on account %d, journal %d reversed %d on %d",
-				p.Seq, rec.kind, rec.amount, rec.reversed, rec.account, p.Amount, total, p.Debit)
+			rep.breakf("%s %d: tx record found %t, %v", p.Kind, p.Seq, found, err)
+		case rec.kind != recordKind(p.Kind) || rec.reversed != total || rec.amount != p.Amount || rec.account != holder:
+			rep.breakf("%s %d: record says kind %d amount %d reversed %d on account %d, journal %d reversed %d on %d",
+				p.Kind, p.Seq, rec.kind, rec.amount, rec.reversed, rec.account, p.Amount, total, holder)
 		}
 	}
 	return undone
+}
+
+// checkHoldIndex checks the expiry index against the hold records: every entry names an
+// approved hold with that seq and expiry that still has something pending, and every hold with
+// something pending has its entry (found by walking the records).
+func checkHoldIndex(txn *badger.Txn, rep *VerifyReport) error {
+	indexed := make(map[TxID]bool)
+	err := scan(txn, []byte(prefixHold), nil, func(k, v []byte) (bool, error) {
+		rep.Pending++
+		id, err := decodeHoldRef(v)
+		if err != nil || len(k) != len(prefixHold)+16 {
+			rep.breakf("hold index key %x: %v", k, err)
+			return true, nil
+		}
+		expires := int64(binary.BigEndian.Uint64(k[len(prefixHold):]))
+		seq := binary.BigEndian.Uint64(k[len(prefixHold)+8:])
+		rec, found, err := getValue(txn, appendTxKey(nil, &id), decodeTxRecord)
+		switch {
+		case err != nil || !found:
+			rep.breakf("hold index %d/%d: tx record found %t, %v", expires, seq, found, err)
+		case rec.kind != txHold || rec.code != Approved || rec.seq != seq || rec.expires != expires || rec.reversed >= rec.amount:
+			rep.breakf("hold index %d/%d: record says kind %d code %s seq %d expires %d, %d of %d released",
+				expires, seq, rec.kind, rec.code, rec.seq, rec.expires, rec.reversed, rec.amount)
+		}
+		indexed[id] = true
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	return scan(txn, []byte(prefixTx), nil, func(k, v []byte) (bool, error) {
+		rec, err := decodeTxRecord(v)
+		if err != nil || len(k) != len(prefixTx)+len(TxID{}) {
+			return true, nil // checkTxRecords reports it
+		}
+		if rec.kind == txHold && rec.code == Approved && rec.reversed < rec.amount && !indexed[TxID(k[len(prefixTx):])] {
+			rep.breakf("hold %d still pending but not in the expiry index", rec.seq)
+		}
+		return true, nil
+	})
 }
 
 // checkTxRecords decodes every idempotency record: a booking's points into the journal, a
@@ -357,12 +504,15 @@ func totals(accounts map[uint64]*Account, rep *VerifyReport) []CurrencyTotal {
 			i = len(out) - 1
 		}
 		c := &out[i]
-		if a.DebitsPosted > math.MaxInt64-c.Debits || a.CreditsPosted > math.MaxInt64-c.Credits {
+		if a.DebitsPosted > math.MaxInt64-c.Debits || a.CreditsPosted > math.MaxInt64-c.Credits ||
+			a.DebitsPending > math.MaxInt64-c.DebitsPending || a.CreditsPending > math.MaxInt64-c.CreditsPending {
 			overflow = true
 			continue
 		}
 		c.Debits += a.DebitsPosted
 		c.Credits += a.CreditsPosted
+		c.DebitsPending += a.DebitsPending
+		c.CreditsPending += a.CreditsPending
 	}
 	if overflow {
 		rep.breakf("posted totals overflow int64")
@@ -371,6 +521,9 @@ func totals(accounts map[uint64]*Account, rep *VerifyReport) []CurrencyTotal {
 	for _, c := range out {
 		if c.Debits != c.Credits {
 			rep.breakf("currency %d: Σ debits %d ≠ Σ credits %d", c.Currency, c.Debits, c.Credits)
+		}
+		if c.DebitsPending != c.CreditsPending {
+			rep.breakf("currency %d: Σ pending debits %d ≠ Σ pending credits %d", c.Currency, c.DebitsPending, c.CreditsPending)
 		}
 	}
 	return out

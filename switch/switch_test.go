@@ -109,11 +109,11 @@ func TestServe(t *testing.T) {
 			m.SetMTI([4]byte{'0', '1', '0', '0'})
 			return m
 		}, "0110", "00"},
-		{"a pre-authorisation is not supported yet", func() *codec.Message {
+		{"a pre-authorisation reaches the shard, which holds the amount", func() *codec.Message {
 			m := request(t, d, codec.TxPurchase, pan, 100)
 			m.SetMTI([4]byte{'0', '1', '0', '0'})
 			return m
-		}, "0110", "12"},
+		}, "0110", "00"},
 		{"a reversal reaches the shard, which finds no original", func() *codec.Message {
 			m := request(t, d, codec.TxPurchase, pan, 100)
 			m.SetMTI([4]byte{'0', '4', '0', '0'})
