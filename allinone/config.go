@@ -242,6 +242,12 @@ func DefaultConfig() Config {
 			Region:     &routing.RegionCode{Offset: 6, Length: 2},
 			Regions:    map[string]string{"11": "beijing", "31": "shanghai"},
 			Alternates: []string{routing.StandIn},
+		}, {
+			// The hotline serves fixed-line telephone accounts without a
+			// card: the area code picks the region.
+			Name: "phone-accounts", Channels: []string{"hotline"},
+			Region:  &routing.RegionCode{Source: "account"},
+			Regions: map[string]string{"010": "beijing", "021": "shanghai"},
 		}},
 		Ledger: LedgerSettings{MaxBatch: 256},
 		Switch: SwitchSettings{

@@ -38,6 +38,47 @@ func DemoAccounts() []DemoAccount {
 	}
 }
 
+// DemoNumberedAccount is a demo account found by number rather than by
+// card: a biller that bill payments (50) credit, or a fixed-line telephone
+// account the hotline serves (balance, top-up, transfer by number).
+type DemoNumberedAccount struct {
+	Number  string
+	Name    string
+	Region  string
+	Type    ledger.AccountType
+	Opening int64
+}
+
+// DemoNumbered are the demo billers and telephone accounts, one of each
+// per region. The hotline's rule routes a telephone account by its area
+// code (010 Beijing, 021 Shanghai).
+func DemoNumbered() []DemoNumberedAccount {
+	return []DemoNumberedAccount{
+		{Number: "BJ-WATER", Name: "beijing water", Region: "beijing", Type: ledger.Merchant},
+		{Number: "SH-POWER", Name: "shanghai power", Region: "shanghai", Type: ledger.Merchant},
+		{Number: "01062345678", Name: "beijing telephone", Region: "beijing", Type: ledger.Debit, Opening: 100_000},
+		{Number: "02161234567", Name: "shanghai telephone", Region: "shanghai", Type: ledger.Debit, Opening: 100_000},
+	}
+}
+
+// DemoBiller is the demo biller of the region a demo card routes to, by
+// the card's region code.
+func DemoBiller(pan string) string {
+	if len(pan) > 8 && pan[6:8] == "31" {
+		return "SH-POWER"
+	}
+	return "BJ-WATER"
+}
+
+// DemoPhoneAccount is the demo telephone account of the region a demo card
+// routes to: where the card's transfers (40) can go.
+func DemoPhoneAccount(pan string) string {
+	if len(pan) > 8 && pan[6:8] == "31" {
+		return "02161234567"
+	}
+	return "01062345678"
+}
+
 // seedDemo opens the demo cards that route to the shards given and books
 // their opening deposits. A card that routes to a region of regions whose
 // shard is not given (it runs in another process, which seeds it) is left
@@ -70,6 +111,29 @@ func seedDemo(ctx context.Context, routes *routing.Table, shards map[string]*led
 		}
 		if res.Code != ledger.Approved {
 			return fmt.Errorf("demo: opening deposit %s declined %s", codec.MaskPAN([]byte(a.PAN)), res.Code)
+		}
+	}
+	for _, a := range DemoNumbered() {
+		s := shards[a.Region]
+		if s == nil {
+			continue // not here: another process seeds it, or the region is not configured
+		}
+		_, err := s.OpenAccount(ctx, ledger.AccountSpec{Type: a.Type, Currency: DemoCurrency, Name: a.Name, Number: a.Number})
+		if err != nil && !errors.Is(err, ledger.ErrNumberBound) {
+			return fmt.Errorf("demo: open %s: %w", a.Number, err)
+		}
+		if a.Opening == 0 {
+			continue
+		}
+		res, err := s.Do(ctx, &ledger.Request{
+			Op: ledger.OpDeposit, ID: ledger.NewTxID([]byte("demo-opening-deposit"), []byte(a.Number)),
+			From: a.Number, Amount: a.Opening, Currency: DemoCurrency,
+		})
+		if err != nil {
+			return fmt.Errorf("demo: opening deposit %s: %w", a.Number, err)
+		}
+		if res.Code != ledger.Approved {
+			return fmt.Errorf("demo: opening deposit %s declined %s", a.Number, res.Code)
 		}
 	}
 	return nil

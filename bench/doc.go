@@ -7,8 +7,9 @@
 // due, so a stalled server cannot hide its queue (open loop); and loops
 // that open a connection per transaction on short-connection channels,
 // resuming their TLS sessions. Requests come from a weighted mix
-// (purchases and balance inquiries today) over a set of cards with a hot
-// share. Latencies go into log-linear histograms (under 1 % error) per
+// (purchases, balance inquiries, pre-authorisations and their completions,
+// refunds and reversals of earlier approvals, top-ups, bill payments,
+// transfers) over a set of cards with a hot share. Latencies go into log-linear histograms (under 1 % error) per
 // connection and per second; the Report has throughput, p50 to max,
 // response codes, errors by kind, the per-second series, and what was
 // approved per card, for the audit `junction bench` makes afterwards
@@ -27,6 +28,7 @@
 // FindSustained bisects open-loop rates for the highest one whose p99 stays
 // within a bound, and measures half of it.
 //
-// Not yet here: the other transaction kinds of the mix, a post-run
-// `ledger verify`, the results folder of the release proof.
+// Not yet here: accounts the harness opens for itself (it uses the demo
+// cards, billers and telephone accounts); the ledger verify of a run is
+// make proof's, after the switch stops.
 package bench

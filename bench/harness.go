@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -20,11 +21,26 @@ import (
 // Kind is a transaction type of the mix.
 type Kind string
 
-// The kinds the harness sends today.
+// The kinds of the mix. Refunds and reversals take back a purchase the
+// same connection had approved (a purchase is sent instead while there is
+// none); a pre-authorisation is followed, once approved, by its completion
+// (0220) for the full amount. Only purchases and balance inquiries go to
+// channels whose dialect needs a conversion map (1993).
 const (
 	Purchase Kind = "purchase"
 	Balance  Kind = "balance"
+	PreAuth  Kind = "preauth"
+	Refund   Kind = "refund"
+	Reversal Kind = "reversal"
+	TopUp    Kind = "topup"
+	Payment  Kind = "payment"
+	Transfer Kind = "transfer"
+
+	completion Kind = "completion" // follows an approved PreAuth
 )
+
+// Kinds are the kinds a mix may weigh.
+var Kinds = []Kind{Purchase, Balance, PreAuth, Refund, Reversal, TopUp, Payment, Transfer}
 
 // Target is one channel the harness drives: where it listens, the client
 // certificate it wants (nil TLS: plaintext), how it speaks, and whether it
@@ -59,6 +75,8 @@ type Options struct {
 	Ramp     time.Duration
 	Mix      map[Kind]int // weights
 	Cards    []string     // PANs; requests pick one at random
+	Payees   []string     // per card, the biller its bill payments credit (field 103)
+	Accounts []string     // per card, the account its transfers credit (field 103)
 	HotShare float64      // share of requests on Cards[0], the hot card
 	Amount   int64        // minor units per purchase
 	Currency uint16
@@ -70,7 +88,7 @@ type Options struct {
 type result struct {
 	kind    Kind
 	card    int
-	amount  int64
+	amount  int64 // what an approval takes off the card's ledger balance (negative: puts on)
 	latency time.Duration
 	rc      string // "" on failure
 	err     string
@@ -111,7 +129,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	r := &run{o: o, codes: map[string]int64{}, errors: map[string]int64{}, approved: map[int]int64{}}
-	for _, k := range []Kind{Purchase, Balance} {
+	for _, k := range Kinds {
 		for range o.Mix[k] {
 			r.kinds = append(r.kinds, k)
 		}
@@ -203,13 +221,24 @@ func (o *Options) check() error {
 	if len(o.Cards) == 0 {
 		errs = append(errs, errors.New("bench: no card to use"))
 	}
-	if o.Mix[Purchase]+o.Mix[Balance] <= 0 || o.Mix[Purchase] < 0 || o.Mix[Balance] < 0 {
+	total := 0
+	for k, w := range o.Mix {
+		if !slices.Contains(Kinds, k) {
+			errs = append(errs, fmt.Errorf("bench: %q is not a kind of the mix (%v)", k, Kinds))
+		}
+		if w < 0 {
+			errs = append(errs, fmt.Errorf("bench: weight %d of %s is negative", w, k))
+		}
+		total += w
+	}
+	if total <= 0 {
 		errs = append(errs, errors.New("bench: the mix needs a positive weight"))
 	}
-	for k := range o.Mix {
-		if k != Purchase && k != Balance {
-			errs = append(errs, fmt.Errorf("bench: %q is not in the mix the harness sends yet (purchase, balance)", k))
-		}
+	if o.Mix[Payment] > 0 && len(o.Payees) != len(o.Cards) {
+		errs = append(errs, errors.New("bench: bill payments need a payee per card"))
+	}
+	if o.Mix[Transfer] > 0 && len(o.Accounts) != len(o.Cards) {
+		errs = append(errs, errors.New("bench: transfers need an account per card to credit"))
 	}
 	return errors.Join(errs...)
 }
@@ -266,10 +295,28 @@ func dial(ctx context.Context, t Target) (*front.Client, error) {
 
 // pending is a request a long connection sent and waits for.
 type pending struct {
+	op   op
+	from time.Time // sent (closed loop) or due (open loop)
+}
+
+// op is one request of the mix as a long connection builds it, and what
+// its approval means for the card's ledger balance.
+type op struct {
 	kind   Kind
 	card   int
+	amount int64     // field 4
+	effect int64     // taken off the ledger balance when approved
+	orig   *original // the purchase or pre-authorisation it is, or refers to (field 90)
+}
+
+// original is a purchase or pre-authorisation a later request may refer
+// to.
+type original struct {
+	mti    [4]byte
+	stan   uint32
+	when   time.Time
+	card   int
 	amount int64
-	from   time.Time // sent (closed loop) or due (open loop)
 }
 
 // long drives one long connection: a writer keeps up to InFlight requests
@@ -282,7 +329,8 @@ func (r *run) long(ctx context.Context, t Target, c *front.Client) {
 		credits <- struct{}{}
 	}
 	var mu sync.Mutex
-	waiting := map[string]pending{} // STAN → request
+	waiting := map[string]pending{}  // STAN → request
+	var purchases, holds []*original // approved, not yet referred to
 	done := make(chan struct{})
 	go func() { // reader
 		defer close(done)
@@ -300,12 +348,22 @@ func (r *run) long(ctx context.Context, t Target, c *front.Client) {
 			mu.Lock()
 			p, ok := waiting[string(resp.Get(11))]
 			delete(waiting, string(resp.Get(11)))
+			rc := approvalCode(resp)
+			if ok && rc == codec.RCApproved && t.Wire.Outbound == nil {
+				// Approved: later requests may refer to it.
+				switch {
+				case p.op.kind == Purchase && len(purchases) < 64:
+					purchases = append(purchases, p.op.orig)
+				case p.op.kind == PreAuth:
+					holds = append(holds, p.op.orig)
+				}
+			}
 			mu.Unlock()
 			if !ok {
 				r.record(result{err: "answer to no request (unknown STAN)"})
 				continue
 			}
-			r.record(result{kind: p.kind, card: p.card, amount: p.amount, latency: time.Since(p.from), rc: approvalCode(resp)})
+			r.record(result{kind: p.op.kind, card: p.op.card, amount: p.op.effect, latency: time.Since(p.from), rc: rc})
 			credits <- struct{}{}
 		}
 	}()
@@ -332,11 +390,13 @@ send:
 		}
 		stan = stan%999999 + 1
 		kind, card := r.pick(rng)
-		tx := r.txn(kind, card, stan, terminal, from)
-		err := r.build(t, tx, built, req, &saved)
+		mu.Lock()
+		o := r.next(t, kind, card, &purchases, &holds)
+		mu.Unlock()
+		err := r.buildOp(t, o, stan, terminal, from, built, req, &saved)
 		if err == nil {
 			mu.Lock()
-			waiting[fmt.Sprintf("%06d", stan)] = pending{kind: kind, card: card, amount: tx.Amount, from: from}
+			waiting[fmt.Sprintf("%06d", stan)] = pending{op: o, from: from}
 			mu.Unlock()
 			r.sent.Add(1)
 			err = c.Send(req)
@@ -377,9 +437,14 @@ func (r *run) short(ctx context.Context, t Target) {
 			case from = <-r.due:
 			}
 		}
+		// One request per connection: no completion or refund can follow
+		// on it, so those kinds go as purchases.
 		kind, card := r.pick(rng)
-		tx := r.txn(kind, card, stan, terminal, from)
-		if err := r.build(t, tx, built, req, &saved); err != nil {
+		if kind == PreAuth {
+			kind = Purchase
+		}
+		o := r.next(t, kind, card, new([]*original), new([]*original))
+		if err := r.buildOp(t, o, stan, terminal, from, built, req, &saved); err != nil {
 			r.record(result{err: "build: " + err.Error()})
 			return
 		}
@@ -403,7 +468,7 @@ func (r *run) short(ctx context.Context, t Target) {
 			r.record(result{err: "short exchange: " + err.Error()})
 			continue
 		}
-		r.record(result{kind: kind, card: card, amount: tx.Amount, latency: time.Since(from), rc: approvalCode(resp)})
+		r.record(result{kind: o.kind, card: o.card, amount: o.effect, latency: time.Since(from), rc: approvalCode(resp)})
 	}
 }
 
@@ -416,18 +481,6 @@ func (r *run) pick(rng *rand.Rand) (Kind, int) {
 		card = rng.IntN(len(r.o.Cards))
 	}
 	return kind, card
-}
-
-func (r *run) txn(kind Kind, card int, stan uint32, terminal string, at time.Time) front.Txn {
-	tx := front.Txn{PAN: r.o.Cards[card], Currency: r.o.Currency, STAN: stan, Terminal: terminal,
-		Merchant: "JUNCTION BENCH", Time: at}
-	switch kind {
-	case Purchase:
-		tx.Type, tx.Amount = codec.TxPurchase, r.o.Amount
-	case Balance:
-		tx.Type = codec.TxBalance
-	}
-	return tx
 }
 
 // build makes req the request tx in the target's dialect: built in 1987
@@ -457,7 +510,7 @@ func (r *run) record(res result) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if res.rc == codec.RCApproved && res.kind == Purchase {
+	if res.rc == codec.RCApproved {
 		// Every approval counts for the audit, warmup included: the
 		// ledger booked it either way.
 		r.approved[res.card] += res.amount
@@ -522,4 +575,97 @@ func codesSorted(m map[string]int64) []string {
 		return keys[i] < keys[j]
 	})
 	return keys
+}
+
+// next is the op a long connection sends for a drawn kind and card: a
+// completion owed first; a refund or reversal of a purchase it had
+// approved (a purchase while there is none); anything but purchases and
+// inquiries only where no conversion map stands between.
+func (r *run) next(t Target, kind Kind, card int, purchases, holds *[]*original) op {
+	if len(*holds) > 0 {
+		h := (*holds)[0]
+		*holds = (*holds)[1:]
+		return op{kind: completion, card: h.card, amount: h.amount, effect: h.amount, orig: h}
+	}
+	if t.Wire.Outbound != nil && kind != Balance {
+		kind = Purchase
+	}
+	if (kind == Refund || kind == Reversal) && len(*purchases) == 0 {
+		kind = Purchase
+	}
+	a := r.o.Amount
+	switch kind {
+	case Purchase:
+		return op{kind: kind, card: card, amount: a, effect: a, orig: &original{mti: [4]byte{'0', '2', '0', '0'}, card: card, amount: a}}
+	case PreAuth:
+		return op{kind: kind, card: card, amount: a, orig: &original{mti: [4]byte{'0', '1', '0', '0'}, card: card, amount: a}}
+	case Refund, Reversal:
+		p := (*purchases)[0]
+		*purchases = (*purchases)[1:]
+		return op{kind: kind, card: p.card, amount: p.amount, effect: -p.amount, orig: p}
+	case TopUp:
+		return op{kind: kind, card: card, amount: a, effect: -a}
+	case Payment, Transfer:
+		return op{kind: kind, card: card, amount: a, effect: a}
+	}
+	return op{kind: Balance, card: card}
+}
+
+// buildOp makes req the message of o: a 0200 of o's processing code, an
+// 0100, an 0220 completion or an 0420 reversal, with field 90 naming the
+// original where there is one. For a purchase or pre-authorisation it
+// notes the STAN and time a later request will name it by.
+func (r *run) buildOp(t Target, o op, stan uint32, terminal string, at time.Time, built, req *codec.Message, saved *codec.Saved) error {
+	tx := front.Txn{PAN: r.o.Cards[o.card], Currency: r.o.Currency, STAN: stan, Terminal: terminal,
+		Merchant: "JUNCTION BENCH", Time: at, Amount: o.amount, Type: codec.TxPurchase}
+	mti := [4]byte{'0', '2', '0', '0'}
+	switch o.kind {
+	case Balance:
+		tx.Type, tx.Amount = codec.TxBalance, 0
+	case PreAuth:
+		mti = [4]byte{'0', '1', '0', '0'}
+	case completion:
+		mti = [4]byte{'0', '2', '2', '0'}
+	case Refund:
+		tx.Type = codec.TxRefund
+	case Reversal:
+		mti = [4]byte{'0', '4', '2', '0'}
+	case TopUp:
+		tx.Type = codec.TxDeposit
+	case Payment:
+		tx.Type = codec.TxPayment
+	case Transfer:
+		tx.Type = codec.TxTransfer
+	}
+	if err := r.build(t, tx, built, req, saved); err != nil {
+		return err
+	}
+	if o.kind == Purchase || o.kind == PreAuth {
+		o.orig.stan, o.orig.when = stan, at
+	}
+	if t.Wire.Outbound != nil {
+		return nil // a converted channel gets purchases and inquiries only
+	}
+	if err := req.SetMTI(mti); err != nil {
+		return err
+	}
+	switch o.kind {
+	case Payment:
+		if err := req.SetString(103, r.o.Payees[o.card]); err != nil {
+			return err
+		}
+	case Transfer:
+		if err := req.SetString(103, r.o.Accounts[o.card]); err != nil {
+			return err
+		}
+	}
+	if p := o.orig; p != nil && o.kind != Purchase && o.kind != PreAuth {
+		// Field 90: original MTI, STAN, transmission time, acquirer (zeros:
+		// the request's own), forwarding institution.
+		f := fmt.Sprintf("%s%06d%s%011d%011d", p.mti[:], p.stan, p.when.UTC().Format("0102150405"), 0, 0)
+		if err := req.SetString(90, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }

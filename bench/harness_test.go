@@ -37,8 +37,9 @@ func TestHistogramQuantiles(t *testing.T) {
 }
 
 // TestRun drives an in-process node closed loop and open loop, long and
-// short connections, and checks the report against the ledger: every
-// approved purchase the harness counted is booked, nothing else.
+// short connections, every kind of the mix, and checks the report against
+// the ledger: each card's balance moved by exactly what the approvals the
+// harness received say, nothing else.
 func TestRun(t *testing.T) {
 	cfg := allinone.LocalConfig(t.TempDir())
 	n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -63,7 +64,9 @@ func TestRun(t *testing.T) {
 		rep, err := Run(context.Background(), Options{
 			Targets: targets, Conns: 4, ShortConns: 1, InFlight: 4, Rate: rate,
 			Duration: time.Second, Warmup: 200 * time.Millisecond,
-			Mix: map[Kind]int{Purchase: 3, Balance: 1}, Cards: cards, HotShare: 0.5, Amount: 1, Currency: 156,
+			Mix:   map[Kind]int{Purchase: 3, Balance: 1, PreAuth: 1, Refund: 1, Reversal: 1, TopUp: 1, Payment: 1},
+			Cards: cards, Payees: []string{allinone.DemoBiller(cards[0]), allinone.DemoBiller(cards[1])},
+			HotShare: 0.5, Amount: 1, Currency: 156,
 			Progress: &progress,
 		})
 		if err != nil {

@@ -23,7 +23,8 @@ for i in $(seq 1 100); do
 	sleep 0.1
 done
 bench() { "$work/junction" bench -c "$work/junction.yaml" --duration "${secs}s" --conns 16 --in-flight 32 "$@"; }
-echo "== closed loop"; bench --out "$out/closed" | tail -3
+echo "== closed loop, the default mix"; bench --out "$out/closed" | tail -3
+echo "== closed loop, every kind"; bench --mix purchase=4,balance=1,preauth=1,refund=1,reversal=1,topup=1,payment=1,transfer=1 --out "$out/mixed" | tail -2
 echo "== highest open-loop rate with p99 within 20ms"; bench --duration 5s --p99 20ms --out "$out/sustained" | tail -2
 echo "== short connections, session resumption"; bench --channels kiosk --conns 0 --short-conns 8 --out "$out/short-resumed" | tail -2
 echo "== short connections, full handshakes"; bench --channels kiosk --conns 0 --short-conns 8 --no-resume --out "$out/short-full" | tail -2

@@ -30,8 +30,10 @@ type Report struct {
 	ShortTx    int64            `json:"short_transactions"`
 	Resumed    int64            `json:"short_resumed_handshakes"`
 	Seconds    []second         `json:"per_second"`
-	// ApprovedAmounts is, per card index, the sum of approved purchases
-	// (warmup included): what the ledger must have booked.
+	// ApprovedAmounts is, per card index, what the approvals the harness
+	// received (warmup included) take off the card's ledger balance:
+	// purchases, payments and completions less refunds, reversals and
+	// top-ups. The audit holds the ledger to it.
 	ApprovedAmounts map[int]int64 `json:"approved_amounts"`
 	Audit           *Audit        `json:"audit,omitempty"`
 }

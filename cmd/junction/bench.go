@@ -36,7 +36,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		shortConns = fs.Int("short-conns", 0, "loops opening one connection per transaction on the short-connection channels (kiosk)")
 		inFlight   = fs.Int("in-flight", 16, "requests each long connection keeps unanswered")
 		rate       = fs.Float64("rate", 0, "open loop at this many requests/s (latency from when each was due); 0: closed loop")
-		mix        = fs.String("mix", "purchase=9,balance=1", "transaction mix by weight: purchase, balance")
+		mix        = fs.String("mix", "purchase=9,balance=1", "transaction mix by weight: purchase, balance, preauth (then its completion), refund, reversal, topup, payment, transfer")
 		hot        = fs.Float64("hot", 0.5, "share of requests on the first card (a hot account)")
 		cards      = fs.String("cards", "", "comma-separated PANs (default: the demo cards with funds)")
 		amount     = fs.String("amount", "0.01", "amount of each purchase")
@@ -87,6 +87,10 @@ configuration or of --target.
 		}
 	} else {
 		o.Cards = strings.Split(*cards, ",")
+	}
+	for _, pan := range o.Cards {
+		o.Payees = append(o.Payees, allinone.DemoBiller(pan))
+		o.Accounts = append(o.Accounts, allinone.DemoPhoneAccount(pan))
 	}
 	if o.Targets, err = benchTargets(cfg, *channels, *targets); err != nil {
 		return fail(stderr, err)
@@ -142,7 +146,7 @@ configuration or of --target.
 		for i, pan := range o.Cards {
 			if moved, want := before[i]-after[i], rep.ApprovedAmounts[i]; moved != want {
 				rep.Audit.Passed = false
-				rep.Audit.Breaks = append(rep.Audit.Breaks, fmt.Sprintf("card %s: balance moved by %d, approved purchases sum to %d",
+				rep.Audit.Breaks = append(rep.Audit.Breaks, fmt.Sprintf("card %s: balance moved by %d, the approvals received move it by %d",
 					codec.MaskPAN([]byte(pan)), moved, want))
 			}
 		}
