@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -11,8 +12,6 @@ import (
 	"time"
 
 	"github.com/junction-switch/junction/allinone"
-	"github.com/junction-switch/junction/front"
-	"github.com/junction-switch/junction/pki"
 )
 
 func TestHistogramQuantiles(t *testing.T) {
@@ -41,20 +40,10 @@ func TestHistogramQuantiles(t *testing.T) {
 // the ledger: each card's balance moved by exactly what the approvals the
 // harness received say, nothing else.
 func TestRun(t *testing.T) {
-	cfg := allinone.LocalConfig(t.TempDir())
-	n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Shutdown(context.Background())
+	n, cfg := startNode(t)
 	var targets []Target
 	for _, ch := range cfg.Channels {
-		cert, key := pki.ClientFiles(cfg.PKIDir, ch.Name)
-		tlsCfg, err := front.ClientTLS(front.TLSFiles{Cert: cert, Key: key, CA: pki.CAFile(cfg.PKIDir)}, "localhost")
-		if err != nil {
-			t.Fatal(err)
-		}
-		targets = append(targets, Target{Channel: ch.Name, Addr: n.Addr(ch.Name).String(), TLS: tlsCfg, Wire: n.Wire(ch.Name), Short: ch.Short})
+		targets = append(targets, Target{Channel: ch.Name, Addr: n.Addr(ch.Name).String(), TLS: channelTLS(t, cfg, ch.Name), Wire: n.Wire(ch.Name), Short: ch.Short})
 	}
 	cards := []string{allinone.DemoAccounts()[0].PAN, allinone.DemoAccounts()[2].PAN}
 	before := []int64{balance(t, n, "beijing", cards[0]), balance(t, n, "shanghai", cards[1])}
@@ -116,17 +105,8 @@ func balance(t *testing.T, n *allinone.Node, region, pan string) int64 {
 // TestFindSustained: the search runs, every step is recorded, and the rate
 // it settles on held its bound.
 func TestFindSustained(t *testing.T) {
-	cfg := allinone.LocalConfig(t.TempDir())
-	n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Shutdown(context.Background())
-	cert, key := pki.ClientFiles(cfg.PKIDir, "pos")
-	tlsCfg, err := front.ClientTLS(front.TLSFiles{Cert: cert, Key: key, CA: pki.CAFile(cfg.PKIDir)}, "localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, cfg := startNode(t)
+	tlsCfg := channelTLS(t, cfg, "pos")
 	o := Options{Targets: []Target{{Channel: "pos", Addr: n.Addr("pos").String(), TLS: tlsCfg, Wire: n.Wire("pos")}},
 		Conns: 2, InFlight: 8, Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		Mix: map[Kind]int{Purchase: 1}, Cards: []string{allinone.DemoAccounts()[0].PAN}, Amount: 1, Currency: 156}
@@ -145,17 +125,8 @@ func TestFindSustained(t *testing.T) {
 // TestRamp: an open-loop ramp sends fewer requests in its first second
 // than at full rate, and a closed-loop ramp still answers everything.
 func TestRamp(t *testing.T) {
-	cfg := allinone.LocalConfig(t.TempDir())
-	n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Shutdown(context.Background())
-	cert, key := pki.ClientFiles(cfg.PKIDir, "pos")
-	tlsCfg, err := front.ClientTLS(front.TLSFiles{Cert: cert, Key: key, CA: pki.CAFile(cfg.PKIDir)}, "localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, cfg := startNode(t)
+	tlsCfg := channelTLS(t, cfg, "pos")
 	o := Options{Targets: []Target{{Channel: "pos", Addr: n.Addr("pos").String(), TLS: tlsCfg, Wire: n.Wire("pos")}},
 		Conns: 4, InFlight: 8, Duration: 2 * time.Second, Ramp: 2 * time.Second, Rate: 400,
 		Mix: map[Kind]int{Purchase: 1}, Cards: []string{allinone.DemoAccounts()[0].PAN}, Amount: 1, Currency: 156}
@@ -174,4 +145,22 @@ func TestRamp(t *testing.T) {
 	if rep, err = Run(context.Background(), o); err != nil || rep.Answered == 0 || len(rep.Errors) != 0 {
 		t.Fatalf("ramped closed loop: %v, %d answered, errors %v", err, rep.Answered, rep.Errors)
 	}
+}
+
+// startNode runs the all-in-one demo deployment on free ports for the test.
+func startNode(t *testing.T) (*allinone.Node, allinone.Config) {
+	t.Helper()
+	cfg := allinone.LocalConfig(t.TempDir())
+	n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	return n, cfg
+}
+
+// channelTLS is a channel's client side: its dev-PKI certificate.
+func channelTLS(t testing.TB, cfg allinone.Config, channel string) *tls.Config {
+	t.Helper()
+	return clientTLS(t, cfg.PKIDir, channel)
 }
