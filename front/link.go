@@ -46,6 +46,12 @@ var (
 	// ErrBadReply means an answer matched the request but did not decode as
 	// a message of the endpoint's dialect; the error names the field.
 	ErrBadReply = errors.New("front: answer does not decode")
+	// ErrBusy means every connection of the link has its maximum of
+	// requests in flight: the host is up and working, the request was not
+	// sent. It is neither the host's failure (a breaker must not eject it)
+	// nor a reason to go elsewhere: the caller declines at once, as for a
+	// full window.
+	ErrBusy = errors.New("front: link busy")
 	// ErrNotSent is wrapped, beside ErrUnavailable, when the request never
 	// left: the host cannot have acted on it, so the caller may send it
 	// elsewhere (an alternate route) without a reversal.
@@ -366,6 +372,8 @@ func (l *Link) count(err error) {
 	switch {
 	case errors.Is(err, ErrUnavailable):
 		l.m.unavailable.Inc()
+	case errors.Is(err, ErrBusy):
+		l.m.busy.Inc()
 	case errors.Is(err, ErrDuplicateKey):
 		l.m.duplicate.Inc()
 	case errors.Is(err, ErrBadReply):
@@ -413,7 +421,7 @@ func (l *Link) roundTrip(ctx context.Context, c *linkConn, w *waiter) error {
 			if l.Health() == Down {
 				return fmt.Errorf("%w (%w): %s is down", ErrUnavailable, ErrNotSent, l.o.Name)
 			}
-			return fmt.Errorf("%w (%w): every connection to %s has %d requests in flight", ErrUnavailable, ErrNotSent, l.o.Name, l.o.MaxInFlight)
+			return fmt.Errorf("%w: every connection to %s has %d requests in flight", ErrBusy, l.o.Name, l.o.MaxInFlight)
 		}
 	case c.dead:
 		l.mu.Unlock()
@@ -951,7 +959,7 @@ func (c *linkConn) add(buf []byte, w *waiter) []byte {
 
 // linkMetrics are one link's resolved series.
 type linkMetrics struct {
-	ok, timeout, unavailable, duplicate, badReply, invalid prometheus.Counter
+	ok, timeout, unavailable, busy, duplicate, badReply, invalid prometheus.Counter
 
 	inFlight   prometheus.Gauge
 	late       prometheus.Counter
@@ -966,7 +974,7 @@ func newLinkMetrics(reg prometheus.Registerer, endpoint string) (linkMetrics, er
 	var errs []error
 	requests := sharedmetrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "junction", Subsystem: "link", Name: "requests_total",
-		Help: "Requests sent over outbound links, by result (ok, timeout, unavailable, duplicate, bad_reply, invalid).",
+		Help: "Requests sent over outbound links, by result (ok, timeout, unavailable, busy, duplicate, bad_reply, invalid).",
 	}, []string{"endpoint", "result"}), &errs)
 	inFlight := sharedmetrics.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "junction", Subsystem: "link", Name: "in_flight",
@@ -996,6 +1004,7 @@ func newLinkMetrics(reg prometheus.Registerer, endpoint string) (linkMetrics, er
 		ok:          requests.WithLabelValues(endpoint, "ok"),
 		timeout:     requests.WithLabelValues(endpoint, "timeout"),
 		unavailable: requests.WithLabelValues(endpoint, "unavailable"),
+		busy:        requests.WithLabelValues(endpoint, "busy"),
 		duplicate:   requests.WithLabelValues(endpoint, "duplicate"),
 		badReply:    requests.WithLabelValues(endpoint, "bad_reply"),
 		invalid:     requests.WithLabelValues(endpoint, "invalid"),

@@ -283,8 +283,9 @@ func (p *Pool) Name() string { return p.name }
 // wrapping ErrUnavailable at once; otherwise it returns the member's.
 func (p *Pool) Exchange(ctx context.Context, req, resp *codec.Message) error {
 	if err := ctx.Err(); err != nil {
-		// Not the endpoints' fault, and no endpoint should take the blame.
-		return err
+		// Not the endpoints' fault, and no endpoint should take the blame;
+		// nothing was sent.
+		return fmt.Errorf("%w (%w)", err, front.ErrNotSent)
 	}
 	clk := poolClock{p: p}
 	m, probe := p.pick(&clk)
@@ -538,6 +539,8 @@ func outcomeOf(err error) outcome {
 	switch {
 	case err == nil:
 		return outcomeServed
+	case errors.Is(err, front.ErrBusy):
+		return outcomeNeither // up and working, only full
 	case errors.Is(err, ErrUnavailable), errors.Is(err, front.ErrUnavailable),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, front.ErrBadReply):
 		return outcomeNotServed

@@ -901,3 +901,21 @@ func BenchmarkPoolExchange(b *testing.B) {
 		})
 	}
 }
+
+// TestPoolBusyIsNotAFailure: a link whose connections are all full is up
+// and working; however often it says so, its breaker stays closed.
+func TestPoolBusyIsNotAFailure(t *testing.T) {
+	a := &stubEndpoint{err: fmt.Errorf("link beijing-1: %w: every connection has 256 requests in flight", front.ErrBusy)}
+	p := newTestPool(t, PoolOptions{FailureThreshold: 3}, Member{Name: "a", Dest: a})
+	for range 10 {
+		if err := poolExchange(t, p); !errors.Is(err, front.ErrBusy) {
+			t.Fatalf("exchange: %v", err)
+		}
+	}
+	if s := memberState(t, p, "a"); s.Breaker != BreakerClosed || s.Failures != 0 {
+		t.Fatalf("after 10 busy answers: %+v, want closed with no failures", s)
+	}
+	if h := p.Health(); h != front.Up {
+		t.Fatalf("pool health %v", h)
+	}
+}

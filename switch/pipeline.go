@@ -22,15 +22,17 @@ type served struct {
 	destTime   time.Duration // spent waiting for destinations
 }
 
-// serve answers one request in the switch's dialect.
-func (s *Switch) serve(ctx context.Context, p *front.Peer, req, resp *codec.Message) bool {
+// serve answers one request in the switch's dialect: false when there is
+// nothing to send; dest is the destination that answered ("" when the
+// switch answered itself).
+func (s *Switch) serve(ctx context.Context, p *front.Peer, req, resp *codec.Message) (ok bool, dest string) {
 	start := time.Now()
 	mti, _ := req.MTI()
 	if !codec.IsRequest(mti) {
 		// A response or notification from a terminal: nothing to answer.
 		s.log.Debug("unsolicited message dropped", "channel", p.Channel, "mti", string(mti[:]))
 		s.metrics.count(p.Channel, "", mti, [2]byte{'-', '-'})
-		return false
+		return false, ""
 	}
 	o := served{received: front.Received(ctx)}
 	if o.received.IsZero() {
@@ -41,7 +43,7 @@ func (s *Switch) serve(ctx context.Context, p *front.Peer, req, resp *codec.Mess
 		// The switch answers itself: start from the request again, since a
 		// destination that failed may have left resp half built.
 		if err := resp.InitResponse(req); err != nil {
-			return false
+			return false, ""
 		}
 		_ = resp.SetString(39, o.rc)
 		s.metrics.declined(o.reason)
@@ -61,7 +63,10 @@ func (s *Switch) serve(ctx context.Context, p *front.Peer, req, resp *codec.Mess
 			"pan", codec.MaskPAN(req.Get(2)), "stan", string(req.Get(11)), "terminal", string(req.Get(41)),
 			"rule", o.rule, "dest", o.dest, "rc", string(got))
 	}
-	return true
+	if o.rc != "" && o.rc != codec.RCApproved {
+		return true, "" // the switch's own decline
+	}
+	return true, o.dest
 }
 
 // dispatch does the work for one request: admission, matching, routing, the
@@ -194,7 +199,7 @@ func (s *Switch) dispatch(ctx context.Context, p *front.Peer, mti [4]byte, req, 
 			return
 		}
 		switch {
-		case errors.Is(err, ErrOverloaded):
+		case errors.Is(err, ErrOverloaded), errors.Is(err, front.ErrBusy):
 			decline(s.overload, declineWindow)
 			return
 		case errors.Is(err, front.ErrNotSent):
@@ -244,7 +249,23 @@ func (s *Switch) forward(dest string, req *codec.Message) bool {
 	if s.saf == nil {
 		return false
 	}
-	if err := s.saf.Enqueue(dest, req); err != nil {
+	// What goes to disk carries no card secrets: track data, PIN block,
+	// ICC data and security control are left out of the stored copy.
+	adv := s.reversals.Get().(*codec.Message)
+	defer s.reversals.Put(adv)
+	adv.Reset(req.Dialect())
+	mti, _ := req.MTI()
+	if err := adv.SetMTI(mti); err != nil {
+		return false
+	}
+	for id := 2; id <= codec.MaxField; id++ {
+		if req.Has(id) && !secret(id) {
+			if err := adv.Copy(req, id); err != nil {
+				return false
+			}
+		}
+	}
+	if err := s.saf.Enqueue(dest, adv); err != nil {
 		s.log.Error("advice not queued", "dest", dest, "stan", string(req.Get(11)), "err", err)
 		return false
 	}
@@ -284,8 +305,8 @@ func (s *Switch) reverse(dest string, mti [4]byte, req *codec.Message, why strin
 type restamped struct{ req codec.Message }
 
 // stamp makes rs.req a copy of req with the switch's next STAN in 11 and a
-// retrieval reference number in 37 (YDDDhh and the STAN: unique for the
-// switch within a year).
+// retrieval reference number in 37 (YDDDhh and the STAN: unique while the
+// switch sends fewer than 999 999 re-stamped requests an hour).
 func (s *Switch) stamp(rs *restamped, req *codec.Message) error {
 	rs.req.Reset(req.Dialect())
 	mti, _ := req.MTI()
@@ -331,4 +352,15 @@ func restore(resp, req *codec.Message) error {
 		}
 	}
 	return nil
+}
+
+// secret reports whether a field carries card secrets that must not be
+// stored: track 1, 2 and 3 data, the PIN block, security control, ICC
+// data.
+func secret(id int) bool {
+	switch id {
+	case 35, 36, 45, 52, 53, 55:
+		return true
+	}
+	return false
 }

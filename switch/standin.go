@@ -97,18 +97,34 @@ func (si *StandIn) approve(home string, req *codec.Message, adv *codec.Message) 
 	var key [16]byte
 	copy(key[:], card[:16])
 
+	// Reserve the card's usage under the lock, then make the advice
+	// durable outside it, so that one card's synced write does not hold up
+	// every other card; give the reservation back if the advice fails.
 	si.mu.Lock()
-	defer si.mu.Unlock()
-	if day := int(si.now().UTC().Unix() / 86400); day != si.day {
+	day := int(si.now().UTC().Unix() / 86400)
+	if day != si.day {
 		si.day, si.usage = day, map[[16]byte]cardUsage{}
 	}
 	u := si.usage[key]
 	switch {
 	case u.count >= si.limits.DailyCount:
+		si.mu.Unlock()
 		return standInOverCount, auth
 	case u.amount+amount > si.limits.DailyAmount:
+		si.mu.Unlock()
 		return standInOverLimit, auth
 	}
+	si.usage[key] = cardUsage{amount: u.amount + amount, count: u.count + 1}
+	si.mu.Unlock()
+	release := func() {
+		si.mu.Lock()
+		if si.day == day {
+			r := si.usage[key]
+			si.usage[key] = cardUsage{amount: r.amount - amount, count: r.count - 1}
+		}
+		si.mu.Unlock()
+	}
+
 	n := si.auth.Add(1) % 100000
 	auth[0] = 'S' // stand-in approvals are told apart from the shard's at a glance
 	for i := 5; i >= 1; i-- {
@@ -116,17 +132,17 @@ func (si *StandIn) approve(home string, req *codec.Message, adv *codec.Message) 
 		n /= 10
 	}
 	if err := buildAdvice(adv, req, auth); err != nil {
+		release()
 		si.log.Error("stand-in advice does not build; declined", "err", err)
 		return standInFailed, auth
 	}
-	// Under mu, so that two purchases of one card cannot both pass the
-	// limit; the SAF's synced write is the price of an approval that
-	// survives a crash.
+	// The SAF's synced write is the price of an approval that survives a
+	// crash.
 	if err := si.saf.Enqueue(home, adv); err != nil {
+		release()
 		si.log.Error("stand-in advice not queued; declined", "dest", home, "err", err)
 		return standInFailed, auth
 	}
-	si.usage[key] = cardUsage{amount: u.amount + amount, count: u.count + 1}
 	return standInApproved, auth
 }
 
@@ -158,10 +174,13 @@ func (si *StandIn) serve(s *Switch, home string, req, resp *codec.Message, o *se
 	case standInApproved:
 		if resp.InitResponse(req) != nil || resp.Set(38, auth[:]) != nil || resp.SetString(39, codec.RCApproved) != nil {
 			// The advice is queued and the shard will book it, but the
-			// approval does not build: 96, and the terminal's reversal
-			// undoes the advice.
+			// approval does not build: the terminal hears 96, so the
+			// switch undoes the advice with a reversal behind it.
 			o.rc, o.reason = codec.RCSystemError, declineStandIn
+			mti, _ := req.MTI()
+			s.reverse(home, mti, req, "the stand-in approval does not build")
 		}
+		o.dest = home // what the approval is booked at, and where a reversal of it goes
 		si.log.Info("stand-in approval", "home", home, "pan", codec.MaskPAN(req.Get(2)), "stan", string(req.Get(11)), "auth", string(auth[:]))
 		return true
 	case standInOverLimit:

@@ -67,7 +67,9 @@ type Options struct {
 	// STAN (11) and retrieval reference number (37) on the way out, and the
 	// channel's back on the answer: hosts that need numbers unique across
 	// all the switch's channels. Never a ledger shard, whose idempotency key
-	// holds the channel's STAN.
+	// holds the channel's STAN. Reversals and advices from channels are not
+	// re-stamped (their field 90 names the channel's STAN, which such a host
+	// never saw): use it only for hosts that get no channel reversals.
 	Restamp map[string]bool
 	// StandIn, when set, approves purchases within its limits for a
 	// destination that cannot be reached, on routes that name
@@ -211,7 +213,8 @@ func (s *Switch) Serve(ctx context.Context, p *front.Peer, req, resp *codec.Mess
 	if m := s.inbound[p.Channel]; m != nil {
 		return s.serveConverted(ctx, p, m, req, resp)
 	}
-	return s.serve(ctx, p, req, resp)
+	ok, _ := s.serve(ctx, p, req, resp)
+	return ok
 }
 
 // serveConverted serves a request of a channel whose dialect differs from
@@ -234,11 +237,18 @@ func (s *Switch) serveConverted(ctx context.Context, p *front.Peer, m *codec.Map
 		s.metrics.count(p.Channel, "", mti, [2]byte{'3', '0'})
 		return s.answer(req, resp, m.ResponseCode(codec.RCFormatError, mti[1]))
 	}
-	if !s.serve(ctx, p, &c.req, &c.resp) {
+	ok, dest := s.serve(ctx, p, &c.req, &c.resp)
+	if !ok {
 		return false
 	}
 	if err := m.Response(resp, &c.resp, &c.saved); err != nil {
 		s.log.Error("response does not convert back", "channel", p.Channel, "map", m.Name(), "err", err)
+		if string(c.resp.Get(39)) == codec.RCApproved && dest != "" {
+			// The destination booked what the channel will hear declined:
+			// undo it.
+			cmti, _ := c.req.MTI()
+			s.reverse(dest, cmti, &c.req, "the approval does not convert back into the channel's dialect")
+		}
 		return s.answer(req, resp, m.ResponseCode(codec.RCSystemError, mti[1]))
 	}
 	return true

@@ -271,6 +271,7 @@ func TestLinkErrorsHaveTheirCodes(t *testing.T) {
 	}{
 		{fmt.Errorf("link beijing-1: %w", front.ErrUnavailable), codec.RCIssuerUnavailable},
 		{fmt.Errorf("link beijing-1: %w", front.ErrDuplicateKey), codec.RCDuplicate},
+		{fmt.Errorf("link beijing-1: %w", front.ErrBusy), codec.RCIssuerUnavailable},
 		{fmt.Errorf("link beijing-1: %w: field 39", front.ErrBadReply), codec.RCSystemError},
 		{context.DeadlineExceeded, codec.RCIssuerUnavailable},
 	} {
