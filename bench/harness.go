@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/junction-switch/junction/allinone"
@@ -84,6 +86,10 @@ type Options struct {
 	Progress io.Writer
 }
 
+// NoAnswer is the error of a request the switch never answered before its
+// connection closed: its outcome is unknown to the harness.
+const NoAnswer = "no answer (connection closed or lost)"
+
 // result is one answer, or one failure, as a connection saw it.
 type result struct {
 	kind    Kind
@@ -106,6 +112,8 @@ type run struct {
 	mu       sync.Mutex
 	hist     histogram
 	seconds  []second
+	current  int       // the second curHist holds
+	curHist  histogram // the latencies of that second: one histogram, not one per second
 	codes    map[string]int64
 	errors   map[string]int64
 	approved map[int]int64 // card → approved purchase amount
@@ -115,11 +123,10 @@ type run struct {
 	sent     atomic.Int64
 }
 
-// second is one second of the run, for the progress line and the plot.
+// second is one second of the run, for the plot.
 type second struct {
 	Answered int64 `json:"answered"`
 	P99us    int64 `json:"p99_us"`
-	hist     histogram
 }
 
 // Run drives the targets for Warmup then Duration and returns what it
@@ -214,6 +221,9 @@ func (o *Options) check() error {
 	}
 	if o.InFlight < 1 {
 		errs = append(errs, errors.New("bench: in-flight must be at least 1"))
+	}
+	if o.Rate > 1e7 {
+		errs = append(errs, fmt.Errorf("bench: rate %.0f/s is beyond what one generator can schedule (10 million/s)", o.Rate))
 	}
 	if o.Duration <= 0 || o.Warmup < 0 || o.Rate < 0 || o.Ramp < 0 {
 		errs = append(errs, errors.New("bench: duration must be positive, warmup, ramp and rate not negative"))
@@ -341,7 +351,7 @@ func (r *run) long(ctx context.Context, t Target, c *front.Client) {
 				lost := len(waiting)
 				mu.Unlock()
 				for range lost {
-					r.record(result{err: "no answer (connection closed or lost)"})
+					r.record(result{err: NoAnswer})
 				}
 				return
 			}
@@ -402,7 +412,10 @@ send:
 			err = c.Send(req)
 		}
 		if err != nil {
-			r.record(result{err: "send: " + err.Error()})
+			mu.Lock()
+			delete(waiting, fmt.Sprintf("%06d", stan)) // not sent: counted here, not again as unanswered
+			mu.Unlock()
+			r.record(result{err: errorKind("send", err)})
 			break
 		}
 	}
@@ -445,13 +458,17 @@ func (r *run) short(ctx context.Context, t Target) {
 		}
 		o := r.next(t, kind, card, new([]*original), new([]*original))
 		if err := r.buildOp(t, o, stan, terminal, from, built, req, &saved); err != nil {
-			r.record(result{err: "build: " + err.Error()})
+			r.record(result{err: errorKind("build", err)})
 			return
 		}
 		c, err := dial(ctx, t)
 		if err != nil {
 			if ctx.Err() == nil {
-				r.record(result{err: "dial: " + err.Error()})
+				r.record(result{err: errorKind("dial", err)})
+				select { // a server that refuses is not hammered
+				case <-ctx.Done():
+				case <-time.After(50 * time.Millisecond):
+				}
 			}
 			continue
 		}
@@ -460,12 +477,14 @@ func (r *run) short(ctx context.Context, t Target) {
 		}
 		r.sent.Add(1)
 		r.shortTx.Add(1)
-		xctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// The answer may arrive after the run's end: wait for it a little,
+		// not for the whole run's context.
+		xctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		err = c.Exchange(xctx, req, resp)
 		cancel()
 		c.Close()
 		if err != nil {
-			r.record(result{err: "short exchange: " + err.Error()})
+			r.record(result{err: errorKind("short exchange", err)})
 			continue
 		}
 		r.record(result{kind: o.kind, card: o.card, amount: o.effect, latency: time.Since(from), rc: approvalCode(resp)})
@@ -525,8 +544,12 @@ func (r *run) record(res result) {
 	r.codes[res.rc]++
 	r.hist.record(res.latency)
 	if s := int(now.Sub(r.start) / time.Second); s < len(r.seconds) {
+		if s != r.current {
+			r.closeSecond()
+			r.current = s
+		}
 		r.seconds[s].Answered++
-		r.seconds[s].hist.record(res.latency)
+		r.curHist.record(res.latency)
 	}
 }
 
@@ -668,4 +691,39 @@ func (r *run) buildOp(t Target, o op, stan uint32, terminal string, at time.Time
 		}
 	}
 	return nil
+}
+
+// errorKind names an error for the report by what went wrong, not by its
+// text, which carries addresses and ports: one line per kind, however many
+// connections fail.
+func errorKind(stage string, err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return stage + ": timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return stage + ": connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return stage + ": connection closed by the switch"
+	case errors.Is(err, front.ErrNoMatch):
+		return stage + ": no matching answer"
+	}
+	// Something else: its text, with digits (addresses, ports) masked so
+	// that it names a kind, not a connection.
+	msg := []byte(err.Error())
+	for i, c := range msg {
+		if c >= '0' && c <= '9' {
+			msg[i] = '#'
+		}
+	}
+	return stage + ": " + string(msg[:min(len(msg), 100)])
+}
+
+// closeSecond sets the p99 of the second curHist holds and empties it.
+// r.mu is held.
+func (r *run) closeSecond() {
+	if r.curHist.total > 0 && r.current < len(r.seconds) {
+		r.seconds[r.current].P99us = r.curHist.quantile(0.99)
+	}
+	r.curHist = histogram{}
 }

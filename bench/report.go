@@ -74,9 +74,7 @@ func (r *run) report() *Report {
 	rep.Approved = r.codes["00"]
 	rep.Throughput = float64(rep.Answered) / dur
 	rep.Approvals = float64(rep.Approved) / dur
-	for i := range r.seconds {
-		r.seconds[i].P99us = r.seconds[i].hist.quantile(0.99)
-	}
+	r.closeSecond()
 	rep.Seconds = r.seconds[:min(len(r.seconds), int(dur+0.999))]
 	return rep
 }
