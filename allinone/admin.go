@@ -33,8 +33,13 @@ func (n *Node) adminDestinations(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, out)
 }
 
-// adminSAF shows, per destination, the advices waiting in the
-// store-and-forward queue (PANs masked) and the dead letters.
+// adminListMax bounds the advices /admin/saf lists per destination and
+// kind (the oldest first); depth says how many wait in all.
+const adminListMax = 100
+
+// adminSAF shows, per destination, how many advices wait in the
+// store-and-forward queue, the oldest of them (PANs masked) and of the dead
+// letters.
 func (n *Node) adminSAF(w http.ResponseWriter, _ *http.Request) {
 	type queue struct {
 		Depth   int                  `json:"depth"`
@@ -45,8 +50,8 @@ func (n *Node) adminSAF(w http.ResponseWriter, _ *http.Request) {
 	for _, p := range n.pools {
 		q := queue{Depth: n.saf.Depth(p.Name())}
 		var err error
-		if q.Pending, err = n.saf.Pending(p.Name()); err == nil {
-			q.Dead, err = n.saf.DeadLetters(p.Name())
+		if q.Pending, err = n.saf.PendingFirst(p.Name(), adminListMax); err == nil {
+			q.Dead, err = n.saf.DeadLettersFirst(p.Name(), adminListMax)
 		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)

@@ -468,17 +468,29 @@ type SAFEntry struct {
 
 // Pending lists the advices queued for dest, in delivery order.
 func (q *SAF) Pending(dest string) ([]SAFEntry, error) {
-	return q.list(dest, safPrefixQueue)
+	return q.list(dest, safPrefixQueue, 0)
+}
+
+// PendingFirst is Pending for the first n advices at most (the oldest):
+// an admin view after a long outage must not read the whole queue.
+func (q *SAF) PendingFirst(dest string, n int) ([]SAFEntry, error) {
+	return q.list(dest, safPrefixQueue, n)
+}
+
+// DeadLettersFirst is DeadLetters for the first n at most.
+func (q *SAF) DeadLettersFirst(dest string, n int) ([]SAFEntry, error) {
+	return q.list(dest, safPrefixDead, n)
 }
 
 // DeadLetters lists the advices for dest that were moved aside: expired,
 // over MaxAttempts, or unreadable. They stay until someone deletes the
 // directory's d/ keys; nothing is dropped silently.
 func (q *SAF) DeadLetters(dest string) ([]SAFEntry, error) {
-	return q.list(dest, safPrefixDead)
+	return q.list(dest, safPrefixDead, 0)
 }
 
-func (q *SAF) list(dest, kind string) ([]SAFEntry, error) {
+// list reads the entries of dest of a kind, the first max of them (0: all).
+func (q *SAF) list(dest, kind string, max int) ([]SAFEntry, error) {
 	if q.queues[dest] == nil {
 		return nil, fmt.Errorf("%w: %q", ErrSAFUnknownDestination, dest)
 	}
@@ -494,7 +506,7 @@ func (q *SAF) list(dest, kind string) ([]SAFEntry, error) {
 	err := q.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 16})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		for it.Rewind(); it.Valid() && (max == 0 || len(out) < max); it.Next() {
 			var e SAFEntry
 			e.Seq, _ = safSeq(len(prefix), it.Item().Key())
 			err := it.Item().Value(func(val []byte) error {
