@@ -813,3 +813,24 @@ func TestSAFConcurrentEnqueue(t *testing.T) {
 		t.Fatalf("delivered %d advices, want %d", total, writers*each)
 	}
 }
+
+// TestSAFPendingFirst: the bounded admin view lists the oldest advices
+// only, in order.
+func TestSAFPendingFirst(t *testing.T) {
+	stuck := &safHost{answer: safAnswers("00"), gate: make(chan struct{})}
+	q := safOpen(t, SAFOptions{Destinations: map[string]Destination{"beijing": stuck}, Timeout: time.Hour})
+	for i := 1; i <= 5; i++ {
+		safEnqueue(t, q, "beijing", "0420", i)
+	}
+	got, err := q.PendingFirst("beijing", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].STAN != "000001" || got[1].STAN != "000002" {
+		t.Fatalf("first 2: %+v", got)
+	}
+	all, err := q.Pending("beijing")
+	if err != nil || len(all) != 5 {
+		t.Fatalf("all: %d, %v", len(all), err)
+	}
+}
