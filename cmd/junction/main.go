@@ -25,6 +25,9 @@ commands:
   route check     validate a routing rules file
   pki init        create the dev CA, server and channel client certificates
   codec describe  decode an ISO 8583 message (hex or raw) into a masked dump
+  codec convert   convert one request between dialects, as the switch would
+  codec check     validate a dialect spec file or a conversion map
+  codec export    print a dialect as a moov-io JSON spec
   version         print the version
 
 Run 'junction <command> -h' for a command's flags.
