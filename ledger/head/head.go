@@ -1,0 +1,478 @@
+package head
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/junction-switch/junction/ledger"
+)
+
+// ErrClosed is returned by every call on a head that is closed.
+var ErrClosed = errors.New("head: closed")
+
+// ErrGap is returned by Apply when a batch's first new entry is not the one after the region's
+// high-water mark: entries in between would be lost. Nothing of the batch is written.
+var ErrGap = errors.New("head: gap in journal")
+
+// ErrBadBatch is returned by Apply for a batch that cannot be posted: out of sequence, an amount
+// not above 0, no currency, an unknown kind, or a total that would overflow. Nothing of the batch
+// is written.
+var ErrBadBatch = errors.New("head: bad batch")
+
+// MaxBatch is the most entries Apply takes at once; Pull reads pages of at most this many. It keeps
+// one batch's badger transaction (at most 2 × MaxBatch + 2 keys) far below badger's size limit.
+const MaxBatch = 4096
+
+const (
+	defaultPull  = 1024 // Pull's page size when batch ≤ 0
+	maxRegionLen = 64
+)
+
+// Options configure a head ledger.
+type Options struct {
+	Dir        string                // badger directory; created if missing
+	Logger     *slog.Logger          // nil → slog.Default()
+	Registerer prometheus.Registerer // nil → no metrics registered
+}
+
+// Total is what the general ledger has posted in one currency, for a region or one account.
+// Amounts are minor units.
+type Total struct {
+	Currency       uint16
+	Debits         int64  // posted
+	Credits        int64  // posted
+	DebitsPending  int64  // held by holds not yet posted, voided or expired
+	CreditsPending int64  // likewise
+	Entries        uint64 // journal entries that touched it
+}
+
+// Net is Credits − Debits: for a region always 0 (every entry debits and credits the same
+// amount), for a card its balance, for an institution account its balance with the opposite sign.
+func (t Total) Net() int64 { return t.Credits - t.Debits }
+
+// Head is the head ledger: the general ledger that the regional shards' journals are merged into.
+// All methods are safe for concurrent use; Apply calls are serialised.
+type Head struct {
+	log     *slog.Logger
+	db      *badger.DB
+	metrics *metrics
+
+	// mu serialises Apply (the one writer) and guards closed and high; readers hold it shared so
+	// that Close does not close badger under them.
+	mu     sync.RWMutex
+	closed bool
+	high   map[string]uint64 // committed high-water marks, for HighWater and the gauge
+}
+
+// Open opens (or creates) the head ledger stored in o.Dir.
+func Open(o Options) (*Head, error) {
+	if o.Dir == "" {
+		return nil, errors.New("head: Options.Dir is empty")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	log := o.Logger.With("component", "head")
+	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("head: %w", err)
+	}
+	db, err := badger.Open(badgerOptions(o.Dir, log))
+	if err != nil {
+		return nil, fmt.Errorf("head: open %s: %w", o.Dir, err)
+	}
+	h := &Head{log: log, db: db, high: make(map[string]uint64)}
+	if err := h.loadHighWater(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("head: open %s: %w", o.Dir, err)
+	}
+	if h.metrics, err = newMetrics(o.Registerer); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("head: register metrics: %w", err)
+	}
+	for region, seq := range h.high {
+		h.metrics.setHighWater(region, seq)
+	}
+	log.Info("head ledger open", "dir", o.Dir, "regions", len(h.high))
+	return h, nil
+}
+
+func badgerOptions(dir string, log *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		// A batch is applied, and its high-water mark recorded, only once its commit is on disk.
+		WithSyncWrites(true).
+		// Apply holds h.mu: there is one writer, so there are no conflicts to detect.
+		WithDetectConflicts(false).
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(16 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithBlockCacheSize(16 << 20).
+		WithMetricsEnabled(false).
+		WithLogger(badgerLogger{log})
+}
+
+// badgerLogger forwards badger's log lines to slog, INFO (compactions, replay) as Debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) }
+
+func (b badgerLogger) log(level slog.Level, f string, a []any) {
+	ctx := context.Background()
+	if !b.l.Enabled(ctx, level) {
+		return
+	}
+	b.l.Log(ctx, level, strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+
+func (h *Head) loadHighWater() error {
+	return h.db.View(func(txn *badger.Txn) error {
+		prefix := []byte(prefixHighWater)
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.ValidForPrefix(prefix); it.Next() {
+			region, err := regionOfHighWater(it.Item().Key())
+			if err != nil {
+				return err
+			}
+			if err := it.Item().Value(func(v []byte) error {
+				seq, err := decodeHighWater(v)
+				h.high[region] = seq
+				return err
+			}); err != nil {
+				return fmt.Errorf("region %s: %w", region, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Close closes badger. Later calls return ErrClosed; Close itself is safe to call more than once.
+func (h *Head) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil
+	}
+	h.closed = true
+	err := h.db.Close()
+	h.metrics.unregister()
+	h.log.Info("head ledger closed", "err", err)
+	return err
+}
+
+// HighWater returns the last journal seq of region's shard that the head has applied; 0 when none.
+func (h *Head) HighWater(region string) uint64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.high[region]
+}
+
+// Apply posts a batch of one region's journal entries into the general ledger exactly once.
+//
+// The batch must be in sequence without gaps (as Shard.Journal returns it). Entries at or below
+// the region's high-water mark were applied before and are skipped, so a retried batch changes
+// nothing and one that overlaps applies only its tail; the first new entry must be the one right
+// after the high-water mark (ErrGap otherwise). The new entries and the new high-water mark are
+// written in one badger transaction, synced before Apply returns: either all of them are applied
+// or none. Every entry is checked first, and a malformed batch is refused whole (ErrBadBatch).
+func (h *Head) Apply(region string, entries []ledger.Transfer) error {
+	_, err := h.apply(region, entries)
+	return err
+}
+
+// apply is Apply, and returns how many entries were new.
+func (h *Head) apply(region string, entries []ledger.Transfer) (int, error) {
+	if err := checkRegion(region); err != nil {
+		return 0, err
+	}
+	if err := checkBatch(entries); err != nil {
+		return 0, fmt.Errorf("head: region %s: %w", region, err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return 0, ErrClosed
+	}
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	var hw uint64
+	var fresh []ledger.Transfer
+	err := h.db.Update(func(txn *badger.Txn) error {
+		var err error
+		if hw, err = readHighWater(txn, region); err != nil {
+			return err
+		}
+		i := 0
+		for i < len(entries) && entries[i].Seq <= hw {
+			i++
+		}
+		fresh = entries[i:]
+		if len(fresh) == 0 {
+			return nil
+		}
+		if fresh[0].Seq != hw+1 {
+			return fmt.Errorf("%w: region %s: high-water mark %d, first new entry %d",
+				ErrGap, region, hw, fresh[0].Seq)
+		}
+		return post(txn, region, fresh)
+	})
+	if err != nil {
+		if !errors.Is(err, ErrGap) && !errors.Is(err, ErrBadBatch) {
+			// A failed commit may have landed or not: read the mark back rather than guess.
+			h.reloadHighWater(region)
+		}
+		return 0, err
+	}
+	if len(fresh) > 0 {
+		seq := fresh[len(fresh)-1].Seq
+		h.high[region] = seq
+		h.metrics.applied(region, seq, len(fresh))
+	}
+	return len(fresh), nil
+}
+
+func (h *Head) reloadHighWater(region string) {
+	err := h.db.View(func(txn *badger.Txn) error {
+		seq, err := readHighWater(txn, region)
+		if err == nil {
+			h.high[region] = seq
+			h.metrics.setHighWater(region, seq)
+		}
+		return err
+	})
+	if err != nil {
+		h.log.Error("head: reload high-water mark", "region", region, "err", err)
+	}
+}
+
+func readHighWater(txn *badger.Txn, region string) (uint64, error) {
+	item, err := txn.Get(highWaterKey(region))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var seq uint64
+	err = item.Value(func(v []byte) error {
+		seq, err = decodeHighWater(v)
+		return err
+	})
+	return seq, err
+}
+
+func checkRegion(region string) error {
+	if region == "" || len(region) > maxRegionLen {
+		return fmt.Errorf("head: region %q: want 1..%d bytes", region, maxRegionLen)
+	}
+	return nil
+}
+
+// checkBatch checks every entry of a batch before anything is read or written.
+func checkBatch(entries []ledger.Transfer) error {
+	if len(entries) > MaxBatch {
+		return fmt.Errorf("%w: %d entries, at most %d", ErrBadBatch, len(entries), MaxBatch)
+	}
+	for i := range entries {
+		t := &entries[i]
+		var why string
+		switch {
+		case t.Seq == 0:
+			why = "seq 0"
+		case i > 0 && t.Seq != entries[i-1].Seq+1:
+			why = fmt.Sprintf("follows seq %d", entries[i-1].Seq)
+		case t.Amount <= 0:
+			why = fmt.Sprintf("amount %d", t.Amount)
+		case t.Currency == 0 || t.Currency > 999:
+			why = fmt.Sprintf("currency %d", t.Currency)
+		case t.Debit == 0 || t.Credit == 0 || t.Debit == t.Credit:
+			why = fmt.Sprintf("debit account %d, credit account %d", t.Debit, t.Credit)
+		default:
+			if _, _, ok := effect(t); !ok {
+				why = fmt.Sprintf("%s releasing %d", t.Kind, t.Released)
+			}
+		}
+		if why != "" {
+			return fmt.Errorf("%w: entry %d (seq %d): %s", ErrBadBatch, i, t.Seq, why)
+		}
+	}
+	return nil
+}
+
+// effect is what an entry adds to the posted amounts of its two accounts and to their pending
+// amounts (negative when it releases a hold), the same rules as the shard's accounts follow; ok is
+// false for a kind the head does not know or a Released that does not fit the kind.
+func effect(t *ledger.Transfer) (posts, pends int64, ok bool) {
+	switch t.Kind {
+	case ledger.KindPurchase, ledger.KindDeposit, ledger.KindReversal, ledger.KindStandIn,
+		ledger.KindRefund, ledger.KindTransfer, ledger.KindPayment:
+		return t.Amount, 0, t.Released == 0
+	case ledger.KindHold:
+		return 0, t.Amount, t.Released == 0
+	case ledger.KindPost:
+		return t.Amount, -t.Released, t.Released >= t.Amount
+	case ledger.KindVoid, ledger.KindExpire:
+		return 0, -t.Released, t.Released == t.Amount
+	}
+	return 0, 0, false
+}
+
+// post adds the entries to the region's and the accounts' totals and moves the high-water mark to
+// the last of them, all inside txn. Each total is read once and written once per batch.
+func post(txn *badger.Txn, region string, entries []ledger.Transfer) error {
+	totals := make(map[string]*Total)
+	load := func(key []byte, currency uint16) (*Total, error) {
+		if t, ok := totals[string(key)]; ok {
+			return t, nil
+		}
+		t := &Total{Currency: currency}
+		item, err := txn.Get(key)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			if err := item.Value(func(v []byte) error {
+				*t, err = decodeTotal(v, currency)
+				return err
+			}); err != nil {
+				return nil, err
+			}
+		}
+		totals[string(key)] = t
+		return t, nil
+	}
+	for i := range entries {
+		e := &entries[i]
+		posts, pends, _ := effect(e) // checkBatch has vetted the kind
+		r, err := load(regionKey(region, e.Currency), e.Currency)
+		if err != nil {
+			return err
+		}
+		d, err := load(accountKey(region, e.Debit, e.Currency), e.Currency)
+		if err != nil {
+			return err
+		}
+		c, err := load(accountKey(region, e.Credit, e.Currency), e.Currency)
+		if err != nil {
+			return err
+		}
+		ok := add(&r.Debits, posts) && add(&r.Credits, posts) &&
+			add(&r.DebitsPending, pends) && add(&r.CreditsPending, pends) &&
+			add(&d.Debits, posts) && add(&d.DebitsPending, pends) &&
+			add(&c.Credits, posts) && add(&c.CreditsPending, pends)
+		if !ok {
+			return fmt.Errorf("%w: seq %d: a total would overflow", ErrBadBatch, e.Seq)
+		}
+		r.Entries++
+		d.Entries++
+		c.Entries++
+	}
+	for k, t := range totals {
+		if err := txn.Set([]byte(k), appendTotal(nil, t)); err != nil {
+			return err
+		}
+	}
+	return txn.Set(highWaterKey(region), appendHighWater(nil, entries[len(entries)-1].Seq))
+}
+
+// add adds d to *v unless that overflows.
+func add(v *int64, d int64) bool {
+	if (d > 0 && *v > math.MaxInt64-d) || (d < 0 && *v < math.MinInt64-d) {
+		return false
+	}
+	*v += d
+	return true
+}
+
+// Totals returns the region's totals, one per currency in currency order; none before the first
+// entry of the region is applied.
+func (h *Head) Totals(region string) ([]Total, error) {
+	if err := checkRegion(region); err != nil {
+		return nil, err
+	}
+	return h.scan(appendRegion(nil, prefixRegion, region))
+}
+
+// AccountTotals returns the totals of one account of a region (its id in the region's shard), one
+// per currency in currency order.
+func (h *Head) AccountTotals(region string, account uint64) ([]Total, error) {
+	if err := checkRegion(region); err != nil {
+		return nil, err
+	}
+	return h.scan(accountPrefix(region, account))
+}
+
+func (h *Head) scan(prefix []byte) ([]Total, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	var out []Total
+	err := h.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.ValidForPrefix(prefix); it.Next() {
+			item := it.Item()
+			if len(item.Key()) != len(prefix)+2 {
+				return corrupt("total key", fmt.Sprintf("%d bytes after the prefix", len(item.Key())-len(prefix)))
+			}
+			if err := item.Value(func(v []byte) error {
+				t, err := decodeTotal(v, currencyOf(item.Key()))
+				out = append(out, t)
+				return err
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Pull merges region's shard into the head: it reads the shard's journal from the high-water
+// mark on, in pages of batch entries (≤ 0 for 1024, at most MaxBatch), and applies each page, until
+// a page comes back empty. It returns how many entries it applied. Pull is the in-process merge
+// that `junction up` runs; stopping it anywhere (ctx, a crash) loses nothing, since the next Pull
+// starts from the mark that the last committed page left.
+func (h *Head) Pull(ctx context.Context, region string, shard *ledger.Shard, batch int) (int, error) {
+	if shard.Region() != region {
+		return 0, fmt.Errorf("head: Pull of region %s from the shard of region %s", region, shard.Region())
+	}
+	if batch <= 0 {
+		batch = defaultPull
+	}
+	batch = min(batch, MaxBatch)
+	applied := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return applied, err
+		}
+		from := h.HighWater(region) + 1
+		page, err := shard.Journal(from, batch)
+		if err != nil {
+			return applied, fmt.Errorf("head: region %s: read journal from %d: %w", region, from, err)
+		}
+		if len(page) == 0 {
+			return applied, nil
+		}
+		n, err := h.apply(region, page)
+		applied += n
+		if err != nil {
+			return applied, err
+		}
+	}
+}
