@@ -2,54 +2,24 @@ package ledger
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/junction-switch/junction/durable"
 )
 
-// badgerOptions returns the badger configuration of a shard.
+// badgerOptions returns the badger configuration of a shard. Batches are
+// small (a 256-request batch writes about 60 KiB; badger's per-txn limit is
+// 15% of the memtable, 2.4 MiB here), so 16 MiB memtables and 64 MiB
+// value-log files suffice, and a process that opens many shards (tests,
+// `junction up` with one shard per region) maps 5×16 MiB per shard instead
+// of 5×64 MiB plus a 256 MiB block cache.
 func badgerOptions(dir string, log *slog.Logger) badger.Options {
-	return badger.DefaultOptions(dir).
-		// Acknowledged means on disk: every commit syncs the WAL before Commit returns. badger
-		// syncs once per transaction, so the writer batches many requests into each one.
-		WithSyncWrites(true).
-		// One writer goroutine per shard: there are no concurrent writers to detect conflicts
-		// between, and skipping the read-set tracking saves work on every commit.
-		WithDetectConflicts(false).
-		WithNumVersionsToKeep(1).
-		// Batches are small (a 256-request batch writes about 60 KiB; badger's per-txn limit is
-		// 15% of the memtable, 2.4 MiB here), so 16 MiB memtables and 64 MiB value-log files
-		// suffice, and a process that opens many shards (tests, `junction up` with one shard per
-		// region) maps 5×16 MiB per shard instead of 5×64 MiB plus a 256 MiB block cache.
-		WithMemTableSize(16 << 20).
-		WithValueLogFileSize(64 << 20).
-		WithBlockCacheSize(16 << 20).
-		// badger's own metrics are process-global expvars; the shard exports its own.
-		WithMetricsEnabled(false).
-		WithLogger(badgerLogger{log})
-}
-
-// badgerLogger forwards badger's log lines to slog. badger is chatty at INFO (compactions,
-// replay), so INFO goes to Debug.
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
-func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
-func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a) }
-func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) }
-
-func (b badgerLogger) log(level slog.Level, f string, a []any) {
-	ctx := context.Background()
-	if !b.l.Enabled(ctx, level) {
-		return
-	}
-	b.l.Log(ctx, level, strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+	return durable.Options(dir, durable.Sizes{MemTable: 16 << 20, ValueLogFile: 64 << 20, BlockCache: 16 << 20}, log)
 }
 
 // getValue reads one key; found is false when the key does not exist.

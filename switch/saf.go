@@ -18,6 +18,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/junction-switch/junction/codec"
+	"github.com/junction-switch/junction/durable"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -938,42 +939,13 @@ func safCheckDialect(db *badger.DB, name string) error {
 }
 
 // safBadgerOptions is the badger configuration of a SAF: like a ledger
-// shard's (ledger/store.go), smaller, since a SAF holds a few advices, not a
-// journal.
+// shard's, smaller, since a SAF holds a few advices, not a journal. Each key
+// has one writer at a time: Enqueue creates it, then only its destination's
+// worker updates and deletes it. 8 MiB memtables keep badger's largest
+// transaction above its 1 MiB value threshold; a stored advice (≤ 64 KiB)
+// always stays in the LSM.
 func safBadgerOptions(dir string, log *slog.Logger) badger.Options {
-	return badger.DefaultOptions(dir).
-		// Enqueued means on disk, and so does an acknowledgement's delete.
-		WithSyncWrites(true).
-		// Each key has one writer at a time: Enqueue creates it, then only its
-		// destination's worker updates and deletes it.
-		WithDetectConflicts(false).
-		WithNumVersionsToKeep(1).
-		// 8 MiB memtables: badger's largest transaction is 15% of one, and
-		// that must stay above its 1 MiB value threshold; a stored advice
-		// (≤ 64 KiB) always stays in the LSM.
-		WithMemTableSize(8 << 20).
-		WithValueLogFileSize(16 << 20).
-		WithBlockCacheSize(4 << 20).
-		// badger's own metrics are process-global expvars; the SAF exports its own.
-		WithMetricsEnabled(false).
-		WithLogger(safBadgerLogger{log})
-}
-
-// safBadgerLogger forwards badger's log lines to slog, INFO as Debug (badger
-// is chatty: compactions, replay).
-type safBadgerLogger struct{ l *slog.Logger }
-
-func (b safBadgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
-func (b safBadgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
-func (b safBadgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a) }
-func (b safBadgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) }
-
-func (b safBadgerLogger) log(level slog.Level, f string, a []any) {
-	ctx := context.Background()
-	if !b.l.Enabled(ctx, level) {
-		return
-	}
-	b.l.Log(ctx, level, strings.TrimSpace(fmt.Sprintf(f, a...)), "store", "badger")
+	return durable.Options(dir, durable.Sizes{MemTable: 8 << 20, ValueLogFile: 16 << 20, BlockCache: 4 << 20}, log)
 }
 
 // safMetrics are the SAF's collectors. Label children are resolved once per

@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"strings"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/junction-switch/junction/durable"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/junction-switch/junction/ledger"
@@ -105,34 +105,10 @@ func Open(o Options) (*Head, error) {
 	return h, nil
 }
 
+// badgerOptions: the head's batches are at most MaxBatch entries, each
+// touching a few totals, well inside a 16 MiB memtable's transaction limit.
 func badgerOptions(dir string, log *slog.Logger) badger.Options {
-	return badger.DefaultOptions(dir).
-		// A batch is applied, and its high-water mark recorded, only once its commit is on disk.
-		WithSyncWrites(true).
-		// Apply holds h.mu: there is one writer, so there are no conflicts to detect.
-		WithDetectConflicts(false).
-		WithNumVersionsToKeep(1).
-		WithMemTableSize(16 << 20).
-		WithValueLogFileSize(64 << 20).
-		WithBlockCacheSize(16 << 20).
-		WithMetricsEnabled(false).
-		WithLogger(badgerLogger{log})
-}
-
-// badgerLogger forwards badger's log lines to slog, INFO (compactions, replay) as Debug.
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
-func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
-func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a) }
-func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) }
-
-func (b badgerLogger) log(level slog.Level, f string, a []any) {
-	ctx := context.Background()
-	if !b.l.Enabled(ctx, level) {
-		return
-	}
-	b.l.Log(ctx, level, strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+	return durable.Options(dir, durable.Sizes{MemTable: 16 << 20, ValueLogFile: 64 << 20, BlockCache: 16 << 20}, log)
 }
 
 func (h *Head) loadHighWater() error {
