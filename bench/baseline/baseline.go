@@ -32,6 +32,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/junction-switch/junction/codec"
+	"github.com/junction-switch/junction/routing"
 	"github.com/moov-io/iso8583"
 )
 
@@ -233,7 +234,7 @@ func (s *Server) authorize(req *iso8583.Message, mti string) (rc, auth string, b
 		return "12", "", nil
 	case len(pan) < 12 || len(pan) > 19 || pan[:len(s.o.BIN)] != s.o.BIN:
 		return "15", "", nil
-	case !luhn(pan):
+	case !routing.Luhn([]byte(pan)):
 		return "14", "", nil
 	}
 	if pcode[:2] == codec.TxBalance {
@@ -300,22 +301,4 @@ func (s *Server) authorize(req *iso8583.Message, mti string) (rc, auth string, b
 		}
 		return rc, auth, nil
 	}
-}
-
-func luhn(pan string) bool {
-	sum, double := 0, false
-	for i := len(pan) - 1; i >= 0; i-- {
-		d := int(pan[i] - '0')
-		if d < 0 || d > 9 {
-			return false
-		}
-		if double {
-			if d *= 2; d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return sum%10 == 0
 }
