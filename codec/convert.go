@@ -439,6 +439,11 @@ func (m *Map) lookup(r *Rule, v []byte, class byte) (out string, ok bool, err er
 // derive computes a derived value into buf; false when its inputs are
 // absent.
 func derive(buf []byte, name string, src *Message, ctx *Context) ([]byte, bool) {
+	if ctx == nil {
+		// A response conversion has no context: only what the source
+		// message and the clock give can be derived.
+		ctx = &Context{Now: time.Now()}
+	}
 	switch name {
 	case "transmission-time":
 		return ctx.Now.UTC().AppendFormat(buf, "0102150405"), true

@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,24 @@ func TestISO93ToISO87(t *testing.T) {
 			39: "116", 11: "000042", 12: "261123180259", 15: "261124", 24: "200", 25: "1500", 26: "5411",
 			43: "JUNCTION DEMO SHOP, BEIJING", 54: "0001156C0000000500000002156C000000050000", 13: "",
 		})
+	})
+
+	t.Run("a settlement date the host answers in 15 reaches a 1993 request without one as YYMMDD", func(t *testing.T) {
+		req := NewMessage(d93)
+		must(t, req.SetMTI([4]byte{'1', '2', '0', '0'}))
+		set(t, req, map[int]string{2: "6299901100000013", 3: "000000", 4: "000000001234", 7: "1123180300",
+			11: "000043", 12: "261123180259", 24: "200", 32: "10000004", 37: "632718000043", 41: "BANK0001", 49: "156"})
+		internal := NewMessage(d87)
+		var saved Saved
+		must(t, m.Request(internal, req, &Context{Now: convNow}, &saved))
+		resp := NewMessage(d87)
+		must(t, resp.InitResponse(internal))
+		set(t, resp, map[int]string{39: "00", 15: "1123"})
+		back := NewMessage(d93)
+		must(t, m.Response(back, resp, &saved)) // no Context: the year comes from the clock
+		if got, wantDate := string(back.Get(15)), fmt.Sprintf("%02d1123", yearOf([]byte("1123"), time.Now())%100); got != wantDate {
+			t.Fatalf("15 %q, want %q", got, wantDate)
+		}
 	})
 
 	t.Run("an echo test 1804/831 becomes 0800/301 and its answer 1814 with action code 800", func(t *testing.T) {
