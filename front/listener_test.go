@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -560,4 +562,55 @@ func TestManyIdleConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+}
+
+// A cutover request (0800, 70=201) runs the channel's Cutover and is answered by its outcome;
+// a channel without one refuses it, and an advice of one is only acknowledged.
+func TestCutoverRequest(t *testing.T) {
+	var calls atomic.Int32
+	var fail atomic.Bool
+	cutover := func(ctx context.Context, p *front.Peer) error {
+		calls.Add(1)
+		if p.Identity != "bank" {
+			return fmt.Errorf("identity %q", p.Identity)
+		}
+		if fail.Load() {
+			return errors.New("head ledger unavailable")
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	send := func(b *bed, mti, code string) string {
+		t.Helper()
+		c, err := front.Dial(ctx, b.addr, b.clientTLS(t, "bank"), front.ClientOptions{Dialect: b.d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		req, resp := codec.NewMessage(b.d), codec.NewMessage(b.d)
+		must(t, req.SetMTI([4]byte([]byte(mti))))
+		must(t, req.SetString(7, "1123100000"))
+		must(t, req.SetString(11, "000010"))
+		must(t, req.SetString(70, code))
+		must(t, c.Exchange(ctx, req, resp))
+		return string(resp.Get(39))
+	}
+
+	b := newBed(t, []string{"bank"}, front.Channel{Cutover: cutover}, nil)
+	if rc := send(b, "0800", "201"); rc != "00" || calls.Load() != 1 {
+		t.Fatalf("cutover: rc %s after %d calls", rc, calls.Load())
+	}
+	fail.Store(true)
+	if rc := send(b, "0800", "201"); rc != "96" || calls.Load() != 2 {
+		t.Fatalf("failing cutover: rc %s after %d calls", rc, calls.Load())
+	}
+	if rc := send(b, "0820", "201"); rc != "00" || calls.Load() != 2 {
+		t.Fatalf("cutover advice: rc %s after %d calls", rc, calls.Load())
+	}
+
+	without := newBed(t, []string{"bank"}, front.Channel{}, nil)
+	if rc := send(without, "0800", "201"); rc != "12" {
+		t.Fatalf("cutover on a channel without one: rc %s", rc)
+	}
 }

@@ -64,6 +64,12 @@ type Channel struct {
 	// first matching rule wins and a certificate none matches is refused at
 	// the handshake. Empty admits every certificate the CA signed.
 	Identities []IdentityRule
+	// Cutover, when set, is what a cutover request (0800 with 70=201; 1804
+	// with 24=821) from this channel runs: 00 (800) when it returns nil, 96
+	// (909) otherwise. Without it the request is answered 12 (902). It runs
+	// on the connection's reader, so it must be quick: a commit, not a
+	// conversation with other nodes.
+	Cutover func(ctx context.Context, p *Peer) error
 	// Short is the synchronous short-connection mode of kiosks: one request,
 	// one answer, then the server closes. TLS session resumption keeps the
 	// next connection's handshake cheap.

@@ -92,18 +92,19 @@ func (s *session) accept(header, payload []byte) (*exchange, action) {
 
 // Network management codes: 1987 field 70, 1993 field 24 (function code).
 const (
-	signOn87, signOff87, echo87 = "001", "002", "301"
-	signOn93, signOff93, echo93 = "801", "802", "831"
+	signOn87, signOff87, echo87, cutover87 = "001", "002", "301", "201"
+	signOn93, signOff93, echo93, cutover93 = "801", "802", "831", "821"
 )
 
 // network answers a network management request at the edge: echo test,
-// sign-on and sign-off, in the channel's own dialect (field 70 and
-// response code 00 for 1987; field 24 and action code 800 for 1993).
+// sign-on and sign-off, and cutover where the channel takes it, in the
+// channel's own dialect (field 70 and response code 00 for 1987; field 24
+// and action code 800 for 1993).
 func (s *session) network(x *exchange, mti [4]byte) {
 	v93 := s.l.ch.Dialect.Layout().Version == '1'
-	codeField, ok, missing, unknown := 70, "00", "30", "12"
+	codeField, ok, missing, unknown, failed := 70, "00", "30", "12", "96"
 	if v93 {
-		codeField, ok, missing, unknown = 24, "800", "904", "902"
+		codeField, ok, missing, unknown, failed = 24, "800", "904", "902", "909"
 	}
 	rc := ok
 	if err := x.resp.InitResponse(&x.req); err != nil {
@@ -118,6 +119,8 @@ func (s *session) network(x *exchange, mti [4]byte) {
 	case signOff87, signOff93:
 		s.signedOn.Store(false)
 		s.log.Info("signed off")
+	case cutover87, cutover93:
+		rc = s.cutover(mti, ok, unknown, failed)
 	case "":
 		rc = missing
 	default:
@@ -129,6 +132,25 @@ func (s *session) network(x *exchange, mti [4]byte) {
 	if err := x.resp.SetString(39, rc); err != nil {
 		s.log.Error("network management answer", "err", err)
 	}
+}
+
+// cutover runs the channel's Cutover for an 0800 (or 1804) cutover request
+// and returns the answer's code; an advice of one is only acknowledged, and
+// a channel without Cutover does not take it.
+func (s *session) cutover(mti [4]byte, ok, unknown, failed string) string {
+	switch {
+	case mti[2] != '0':
+		return ok
+	case s.l.ch.Cutover == nil:
+		s.log.Warn("cutover request refused: the channel does not take cutovers")
+		return unknown
+	}
+	if err := s.l.ch.Cutover(s.srv.base, &s.peer); err != nil {
+		s.log.Error("cutover failed", "err", err)
+		return failed
+	}
+	s.log.Info("cutover by network management request")
+	return ok
 }
 
 // serve runs the handler for a dispatched exchange and reports whether its
