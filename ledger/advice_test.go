@@ -22,7 +22,8 @@ func TestAdvice(t *testing.T) {
 		card := openCard(t, s, pan1)
 		deposit(t, s, txid("dep", 1), pan1, 10000)
 		got := do(t, s, advice(txid("buy", 1), pan1, 2550))
-		want := Result{Code: Approved, Seq: 2, Currency: cny, Ledger: 7450, Available: 7450, AuthCode: "000002"}
+		want := Result{Code: Approved, Seq: 2, Currency: cny, Ledger: 7450, Available: 7450, AuthCode: "000002",
+			Window: 1, SettleDate: testDay}
 		if got != want {
 			t.Errorf("advice = %+v, want %+v", got, want)
 		}
@@ -518,7 +519,7 @@ func TestVerifyFindsOverdraft(t *testing.T) {
 			deposit(t, s, txid("dep", 1), pan1, 1000)
 			do(t, s, advice(txid("adv", 1), pan1, 1500)) // an honest stand-in first: -500
 			forged := Transfer{Seq: 3, TxID: txid("forged", 1), Kind: kind, Debit: card,
-				Credit: SettlementPayableID, Amount: 200, Currency: cny}
+				Credit: SettlementPayableID, Amount: 200, Currency: cny, Window: 1, SettleDate: testDay}
 			rec := txRecord{digest: txid("d", 1), code: Approved, seq: 3, currency: cny, kind: recordKind(kind),
 				account: card, amount: 200}
 			sp, c := account(t, s, SettlementPayableID), account(t, s, card)

@@ -20,6 +20,8 @@ type state struct {
 	seq      uint64 // last committed journal sequence
 	nextAcct uint64 // next ordinary account id
 	currency uint16 // the currency of the well-known accounts, fixed when the shard was created
+	window   windowState
+	cuts     []CutoverPoint // every window's cutover point, by window
 
 	accounts map[uint64]*Account
 	cards    map[string]uint64
@@ -38,6 +40,8 @@ type command struct {
 	acct   uint64      // opSetStatus, opSetLimits
 	status Status      // opSetStatus
 	limits Limits      // opSetLimits
+	window windowState // opCutover
+	adj    Adjustment  // opAdjust
 }
 
 // outcome is the answer to a command. err carries admin refusals (ErrPANBound, ErrNotFound, bad
@@ -45,6 +49,7 @@ type command struct {
 type outcome struct {
 	res  Result
 	acct uint64
+	cut  CutoverPoint // opCutover
 	err  error
 }
 
@@ -66,8 +71,10 @@ type batch struct {
 	txs           map[TxID]txRecord
 	newTxs        []TxID
 	journal       []Transfer
-	newHolds      []holdKey // expiry index entries to write
-	delHolds      []holdKey // expiry index entries to delete: holds no longer pending
+	newHolds      []holdKey      // expiry index entries to write
+	delHolds      []holdKey      // expiry index entries to delete: holds no longer pending
+	window        windowState    // the window entries posted now are booked in
+	cuts          []CutoverPoint // cutover points opened by this batch, in order
 
 	postings map[uint64]posted // check's scratch: what the journal posted to each account
 }
@@ -94,6 +101,8 @@ func (b *batch) reset(st *state, known map[TxID]txRecord, now, ttl int64) {
 	b.newHolds = b.newHolds[:0]
 	b.delHolds = b.delHolds[:0]
 	b.seq, b.nextAcct = st.seq, st.nextAcct
+	b.window = st.window
+	b.cuts = b.cuts[:0]
 	clear(b.accounts)
 	clear(b.cards)
 	clear(b.owners)
@@ -109,7 +118,7 @@ func (b *batch) reset(st *state, known map[TxID]txRecord, now, ttl int64) {
 // empty reports whether the batch changed nothing, so there is nothing to commit.
 func (b *batch) empty() bool {
 	return len(b.touched) == 0 && len(b.newTxs) == 0 && len(b.journal) == 0 &&
-		len(b.delHolds) == 0 && b.nextAcct == b.st.nextAcct
+		len(b.delHolds) == 0 && b.nextAcct == b.st.nextAcct && len(b.cuts) == 0
 }
 
 // fold makes the overlay the committed state. Call it only after the commit returned nil.
@@ -127,6 +136,8 @@ func (b *batch) fold() {
 		b.known[id] = b.txs[id] // a later part of a split batch must see these as committed
 	}
 	b.st.seq, b.st.nextAcct = b.seq, b.nextAcct
+	b.st.window = b.window
+	b.st.cuts = append(b.st.cuts, b.cuts...)
 }
 
 // account returns the current view of an account (overlay first), or nil. Do not modify it.
@@ -195,6 +206,11 @@ func (b *batch) apply(c *command) outcome {
 		return outcome{err: b.setStatus(c.acct, c.status)}
 	case opSetLimits:
 		return outcome{err: b.setLimits(c.acct, c.limits)}
+	case opCutover:
+		p, err := b.cutover(c.window)
+		return outcome{cut: p, err: err}
+	case opAdjust:
+		return outcome{res: b.adjust(&c.adj)}
 	}
 	return outcome{res: Result{Code: InvalidTransaction}}
 }
@@ -205,7 +221,8 @@ func malformed(r *Request) (Code, bool) {
 	switch {
 	case r.Op != OpBalance && r.ID.IsZero():
 		return InvalidTransaction, true // a forgotten idempotency key, never a real one
-	case len(r.Terminal) > maxAnnotation, len(r.Merchant) > maxAnnotation:
+	case len(r.Terminal) > maxAnnotation, len(r.Merchant) > maxAnnotation,
+		len(r.Acquirer) > maxAcquirer, len(r.STAN) > maxSTAN, len(r.RRN) > maxRRN:
 		return InvalidTransaction, true
 	case len(r.PAN) > maxPAN, len(r.From) > maxNumber, len(r.To) > maxNumber:
 		return UnknownCard, true
@@ -225,7 +242,8 @@ func malformed(r *Request) (Code, bool) {
 
 // digest identifies the content of a mutating request for idempotency: op, PAN, amount and
 // currency, and for a reversal the original's TxID and the actual amount. Annotations (terminal,
-// merchant) are not part of it. An advice digests as the purchase it stands in for: under their
+// merchant, acquirer, STAN, RRN) are not part of it: a retransmission that lacks them is the same
+// request. An advice digests as the purchase it stands in for: under their
 // shared TxID the purchase and its advice are the same content, and either may come first. PAN
 // length ≤ maxPAN (malformed checks it first), so the buffer stays on the stack.
 func digest(r *Request) [32]byte {
@@ -343,6 +361,7 @@ func (b *batch) advise(r *Request, d [32]byte) Result {
 // setResult stores res as the record's outcome.
 func (r *txRecord) setResult(res Result) {
 	r.code, r.seq, r.currency, r.ledger, r.available = res.Code, res.Seq, res.Currency, res.Ledger, res.Available
+	r.window, r.date = res.Window, res.SettleDate
 }
 
 // cardView is a Result with the currency and balances of the card bound to pan, or an empty one
@@ -479,6 +498,9 @@ func (b *batch) book(r *Request, rec *txRecord) Result {
 		Currency: r.Currency,
 		Terminal: r.Terminal,
 		Merchant: r.Merchant,
+		Acquirer: r.Acquirer,
+		STAN:     r.STAN,
+		RRN:      r.RRN,
 	}
 	if kind == KindHold {
 		t.Expires = b.now + b.ttl
@@ -544,11 +566,13 @@ func fits(debit, credit *Account, amount int64) bool {
 		credit.CreditsPosted <= math.MaxInt64-amount-credit.CreditsPending
 }
 
-// post numbers t as the next journal entry, stamps it with the batch's time, applies it to its
+// post numbers t as the next journal entry, stamps it with the batch's time and the settlement
+// window the batch is in at this point (a cutover earlier in the batch moved it), applies it to its
 // accounts (posted and pending totals, see Transfer.posts and pends) and journals it.
 func (b *batch) post(t Transfer) {
 	b.seq++
 	t.Seq, t.Time = b.seq, b.now
+	t.Window, t.SettleDate = b.window.window, b.window.date
 	debit, credit := b.mutable(t.Debit), b.mutable(t.Credit)
 	p, q := t.posts(), t.pends()
 	debit.DebitsPosted += p
@@ -566,6 +590,7 @@ func (b *batch) approved(res Result, cardID uint64) Result {
 	res.Ledger = card.Balance()
 	res.Available = card.Available()
 	res.AuthCode = authCode(b.seq)
+	res.Window, res.SettleDate = b.window.window, b.window.date
 	return res
 }
 
@@ -636,7 +661,7 @@ func (b *batch) reverse(r *Request, rec *txRecord) Result {
 		// A reversal of a pre-authorisation voids what it names of the hold: the pending debit
 		// and credit shrink, nothing posts. Fully voided, the hold leaves the expiry index.
 		b.post(Transfer{TxID: r.ID, Kind: KindVoid, Debit: cardID, Credit: orig.counter, Amount: amount,
-			Currency: r.Currency, Terminal: r.Terminal, Merchant: r.Merchant, Original: orig.seq, Released: amount})
+			Currency: r.Currency, Terminal: r.Terminal, Merchant: r.Merchant, Acquirer: r.Acquirer, STAN: r.STAN, RRN: r.RRN, Original: orig.seq, Released: amount})
 		if target == orig.amount {
 			b.delHolds = append(b.delHolds, holdKey{expires: orig.expires, seq: orig.seq, id: r.Original})
 		}
@@ -672,7 +697,7 @@ func (b *batch) reverse(r *Request, rec *txRecord) Result {
 			return res
 		}
 		b.post(Transfer{TxID: r.ID, Kind: KindReversal, Debit: debitID, Credit: creditID, Amount: amount,
-			Currency: r.Currency, Terminal: r.Terminal, Merchant: r.Merchant, Original: orig.seq})
+			Currency: r.Currency, Terminal: r.Terminal, Merchant: r.Merchant, Acquirer: r.Acquirer, STAN: r.STAN, RRN: r.RRN, Original: orig.seq})
 	}
 	orig.reversed = target
 	b.putTx(&r.Original, orig)
@@ -734,7 +759,7 @@ func (b *batch) complete(r *Request, rec *txRecord) Result {
 		return res
 	}
 	b.post(Transfer{TxID: r.ID, Kind: KindPost, Debit: cardID, Credit: orig.counter, Amount: r.Amount,
-		Currency: r.Currency, Terminal: r.Terminal, Merchant: r.Merchant, Original: orig.seq, Released: held})
+		Currency: r.Currency, Terminal: r.Terminal, Merchant: r.Merchant, Acquirer: r.Acquirer, STAN: r.STAN, RRN: r.RRN, Original: orig.seq, Released: held})
 	b.delHolds = append(b.delHolds, holdKey{expires: orig.expires, seq: orig.seq, id: r.Original})
 	orig.reversed = orig.amount
 	b.putTx(&r.Original, orig)
@@ -759,7 +784,7 @@ func (b *batch) refund(r *Request, rec *txRecord) Result {
 		return res
 	}
 	b.post(Transfer{TxID: r.ID, Kind: KindRefund, Debit: SettlementPayableID, Credit: cardID, Amount: r.Amount,
-		Currency: r.Currency, Terminal: r.Terminal, Merchant: r.Merchant, Original: orig.seq})
+		Currency: r.Currency, Terminal: r.Terminal, Merchant: r.Merchant, Acquirer: r.Acquirer, STAN: r.STAN, RRN: r.RRN, Original: orig.seq})
 	orig.reversed += r.Amount
 	b.putTx(&r.Original, orig)
 	rec.account, rec.amount = cardID, r.Amount
@@ -937,11 +962,11 @@ func (b *batch) setStatus(id uint64, st Status) error {
 //     and hold (Transfer.posts, Transfer.pends), no entry touches an account the batch did not
 //     change, and no pending total is below zero;
 //   - per currency, the debits added equal the credits added, posted and pending alike;
-//   - no entry that spends (Transfer.spends) but a stand-in (KindStandIn) leaves a no-overdraft
-//     account's available balance (credit limit included) below zero: the rule book applies,
-//     and the one Verify applies to the whole journal;
+//   - no entry that spends (Transfer.spends) but a forced one (KindStandIn, KindAdjust) leaves a
+//     no-overdraft account's available balance (credit limit included) below zero: the rule
+//     book applies, and the one Verify applies to the whole journal;
 //   - every entry moves a positive amount, and exactly the entries that refer to an original
-//     (reversals, refunds, posts, voids, expiries) name one;
+//     (reversals, refunds, posts, voids, expiries) name one; an adjustment may;
 //   - no purchase is given back, and no hold released, by more than its amount.
 //
 // It costs a few map operations per entry and touched account and runs before every commit; a
@@ -950,7 +975,7 @@ func (b *batch) check() error {
 	clear(b.postings)
 	for i := range b.journal {
 		e := &b.journal[i]
-		if (e.Original != 0) != e.Kind.refers() {
+		if e.Kind != KindAdjust && (e.Original != 0) != e.Kind.refers() {
 			return fmt.Errorf("ledger: invariant: entry %d is a %s with original %d", e.Seq, e.Kind, e.Original)
 		}
 		if e.Amount <= 0 || e.Debit == e.Credit {
@@ -969,7 +994,7 @@ func (b *batch) check() error {
 		if a == nil {
 			return fmt.Errorf("ledger: invariant: entry %d debits account %d, which is not loaded", e.Seq, e.Debit)
 		}
-		if e.Kind == KindStandIn || !e.spends() || a.Flags&DebitsMustNotExceedCredits == 0 {
+		if e.Kind == KindStandIn || e.Kind == KindAdjust || !e.spends() || a.Flags&DebitsMustNotExceedCredits == 0 {
 			continue
 		}
 		var before Account

@@ -108,11 +108,36 @@
 // together they never give back more than it booked (13 beyond); 25 when the purchase is not
 // booked here or was declined.
 //
+// # Settlement windows and annotations
+//
+// Every journal entry carries the settlement window the shard was in when it booked it and that
+// window's settlement date (YYYYMMDD), and the request's acquirer (field 32), STAN (11) and RRN
+// (37) besides its terminal and merchant; an expiry, which no request asked for, has no
+// annotations. Annotations are not part of a request's content: a retransmission without them
+// replays. A new shard starts in window 1 dated the UTC date of its clock when first opened; a
+// shard from before windows starts there on opening, and its older entries have window 0.
+// Shard.Cutover, from the head ledger's settlement, moves the shard to the next window through
+// the writer: entries applied before it in its batch keep the old window, those after it get the
+// new one, and the cutover point (Last: the last seq booked before the new window) is committed
+// with the new window and returned. Repeating a cutover returns the point again. Results of
+// bookings carry the window and date (a replay those of the first booking), and the ISO host
+// answers the date in field 15.
+//
+// # Adjustments
+//
+// Shard.Adjust, from reconciliation and never from a channel, books a correction (KindAdjust)
+// between an account and the shard's suspense account (SuspenseID, created with the shard or on
+// opening a shard from before it): forced like a stand-in advice, on a blocked account and below
+// zero too; 14 for an unknown or closed account, 13 for an amount or currency that does not fit,
+// 12 for an Original (the entry it corrects, optional) that is not in the journal. It is
+// idempotent by its ID like a request. Only adjustments book to suspense, so its balance is what
+// reconciliation has moved there; channels cannot reverse or refund an adjustment (12).
+//
 // # Accounts, owners and limits
 //
 // Accounts are cards, debit and credit-line accounts (the customer accounts that spend through
-// channels), merchants and billers, and institution accounts; the fee-income, suspense and
-// escrow types are reserved. An account is found by its PAN (card/<PAN>, the only place a full PAN
+// channels), merchants and billers, and institution accounts; the fee-income and escrow types
+// are reserved, and the suspense type is the suspense account's. An account is found by its PAN (card/<PAN>, the only place a full PAN
 // is kept) or by an account number, fixed-line phone number or biller code (o/<number>). Requests
 // name the account they act for by PAN or, without one, by From (field 102), and the account a
 // transfer credits by To (field 103, a number or a card number). OpDeposit tops up (21) from the
@@ -150,20 +175,22 @@
 //	94  the TxID was used with other content
 //	96  the caller's answer when Do returns an error (the outcome is unknown; retry)
 //
-// It does not route, replicate, merge shards into the head ledger, or run clearing, fees or
-// interest on credit lines.
+// It does not route, replicate, merge shards into the head ledger (ledger/head), decide when a
+// window closes, or run clearing, fees, reconciliation or interest on credit lines.
 //
 // # How data enters and leaves
 //
 // In: Shard.Do for channel requests (purchase, balance inquiry, top-up, reversal, stand-in
 // advice, pre-authorisation and escrow, completion, refund, transfer, bill payment) and the admin
-// calls OpenAccount, SetStatus and SetLimits, all through the writer's bounded queue. Host is the
+// calls OpenAccount, SetStatus, SetLimits, Cutover and Adjust, all through the writer's bounded
+// queue. Host is the
 // same shard as an ISO 8583:1987 host: it maps 0100/0200 inquiries, 0200 purchases, refunds (20),
 // top-ups (21), transfers (40) and bill payments (50), 0100 pre-authorisations, 0400/0420
 // reversals and 0220 stand-in advices and completions (with their repeats) onto Requests and
 // Results back onto responses (Host.Exchange has the table). Out: a Result per request
 // (an ISO 8583 response code, balances, approval code); Journal for the head ledger, which pages
-// through entries by sequence; Account, AccountByPAN, Accounts and Verify for operators. Reads go
+// through entries by sequence (AppendTransfer and DecodeTransfer are their wire form between
+// processes), and Window for the current settlement window; Account, AccountByPAN, Accounts and Verify for operators. Reads go
 // to badger directly and see whole committed batches only.
 //
 // # Durability
@@ -178,10 +205,12 @@
 //
 // Verify re-derives every account's posted and pending totals from the journal and checks them,
 // Σ debits = Σ credits per currency (posted and pending), the no-overdraft rule entry by entry
-// (credit lines on their final state, since their limit may have moved), every reference from an
-// entry to its original (reversals and refunds to purchases, posts, voids and expiries to holds,
-// never more than the original), the idempotency records against the journal, the expiry index
-// against the holds still pending, and the PAN and number indexes. The per-day use of limits is
+// (credit lines on their final state, since their limit may have moved; stand-ins and
+// adjustments excepted), every reference from an entry to its original (reversals and refunds to
+// purchases, posts, voids and expiries to holds, never more than the original; an adjustment's to
+// an earlier entry), that only adjustments touch suspense, every entry's window and date against
+// the cutover points, the idempotency records against the journal, the expiry index against the
+// holds still pending, and the PAN and number indexes. The per-day use of limits is
 // not re-derived.
 //
 // # Storage layout
@@ -189,7 +218,9 @@
 // Keys are byte strings with short prefixes:
 //
 //	m/seq              last committed journal sequence
-//	m/nextacct         next ordinary account id (from 1000; 1 and 2 are well-known)
+//	m/nextacct         next ordinary account id (from 1000; 1, 2 and 3 are well-known)
+//	m/window           the current settlement window and its date
+//	w/<window BE u32>  cutover point of a window the shard has been in: its date and Last
 //	a/<id BE u64>      account record (the masked PAN only); since v2 pending totals, since v3
 //	                   limits and the day's use
 //	card/<PAN>         account id of the card: the only place a full PAN is stored
@@ -198,13 +229,14 @@
 //	                   TxID of a hold still pending: the expiry index the sweep walks
 //	j/<seq BE u64>     journal entry, sequence 1, 2, 3, … without gaps; a reversal's or refund's
 //	                   names the purchase's seq (v2), a post's, void's or expiry's the hold's, and
-//	                   a hold carries its expiry (v3); a stand-in booking has kind KindStandIn
+//	                   a hold carries its expiry (v3); a stand-in booking has kind KindStandIn;
+//	                   since v4 annotations and the window (all kinds), and KindAdjust
 //	t/<txid 32 bytes>  idempotency record: digest of the request content and its first outcome;
 //	                   since record v2 also its kind, card account, amount booked and, for a
 //	                   purchase, the amount given back so far (for a hold, released); or a
 //	                   tombstone left by a reversal; since v3 flags (a declined purchase voided by
 //	                   a reversal, an expired hold, an escrow release); since v4 a hold's expiry
-//	                   and the account it credits
+//	                   and the account it credits; an adjustment's (kind txAdjust) as a request's
 //
 // Values are versioned binary records with a CRC-32C, each well under 256 bytes so they stay in
 // badger's LSM tree and WAL, far below its ValueThreshold. Every version stays readable; record.go

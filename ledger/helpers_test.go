@@ -11,6 +11,9 @@ import (
 
 const cny = 156
 
+// testDay is the settlement date of a new test shard's first window: the UTC date of testClock.
+const testDay uint32 = 20260301
+
 // testClock returns a clock that advances one second per reading, from a fixed instant, so
 // journal times are predictable.
 func testClock() func() time.Time {

@@ -72,6 +72,12 @@ func NewHost(s *Shard) *Host { return &Host{shard: s} }
 // repeating the advice either way. A reversal of the purchase, before or
 // after the advice, undoes the stand-in booking like any purchase.
 //
+// The journal entry of a booking keeps fields 32 (acquirer), 11 (STAN) and
+// 37 (RRN, without padding) besides 41 and 42; one longer than ISO 8583:1987
+// allows is 30. An approved booking's response carries its settlement date
+// in field 15 (MMDD; YYMMDD in a dialect whose 15 is six digits), the
+// date of the window the shard booked it in; so does its replay.
+//
 // A reversal names its original by the original's TxIDOf, rebuilt from
 // field 90 (see originalTxID), and states in field 95 the amount the
 // purchase ended at (a partial reversal; absent, it is reversed fully). Its
@@ -111,6 +117,11 @@ func (h *Host) Exchange(ctx context.Context, req, resp *codec.Message) error {
 			return err
 		}
 	}
+	if res.Code == Approved && res.SettleDate != 0 {
+		if err := setSettleDate(resp, res.SettleDate); err != nil {
+			return err
+		}
+	}
 	if res.Currency != 0 {
 		// The card was found: report its balances, as ATMs and POS
 		// terminals print them (ledger, then available).
@@ -125,6 +136,29 @@ func (h *Host) Exchange(ctx context.Context, req, resp *codec.Message) error {
 		}
 	}
 	return nil
+}
+
+// setSettleDate answers the settlement date of a booking in field 15: MMDD
+// as ISO 8583:1987 defines it (n4), or YYMMDD where the dialect's field 15 is
+// six digits long (ISO 8583:1993). A dialect without field 15 gets none.
+func setSettleDate(resp *codec.Message, date uint32) error {
+	f, ok := resp.Dialect().Field(15)
+	if !ok {
+		return nil
+	}
+	var v [8]byte
+	b := strconv.AppendUint(v[:0], uint64(date), 10) // YYYYMMDD
+	switch {
+	case len(b) != 8:
+		return nil // not a date the shard writes
+	case f.Length == 4:
+		b = b[4:]
+	case f.Length == 6:
+		b = b[2:]
+	default:
+		return nil
+	}
+	return resp.Set(15, b)
 }
 
 // request maps an ISO request to a shard Request, or to the response code
@@ -204,6 +238,15 @@ func request(m *codec.Message) (Request, Code) {
 	r.Currency = uint16(currency)
 	r.Terminal = string(m.Get(41))
 	r.Merchant = string(bytes.TrimRight(m.Get(42), " "))
+	// Annotations for the journal: longer than the 1987 fields allow (a dialect that
+	// lets them be) is a format error, never cut short, so what the journal keeps always
+	// matches what the acquirer's files say.
+	r.Acquirer = string(m.Get(32))
+	r.STAN = string(m.Get(11))
+	r.RRN = string(bytes.Trim(m.Get(37), " "))
+	if len(r.Acquirer) > maxAcquirer || len(r.STAN) > maxSTAN || len(r.RRN) > maxRRN {
+		return Request{}, Code(codec.RCFormatError)
+	}
 	var rc Code
 	switch r.Op {
 	case OpAdvice:

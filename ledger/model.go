@@ -108,6 +108,8 @@ const (
 	opOpenAccount // admin, internal: AccountSpec through the writer
 	opSetStatus   // admin, internal: change an account's status
 	opSetLimits   // admin, internal: change an account's limits
+	opCutover     // admin, internal: move into another settlement window
+	opAdjust      // admin, internal: a reconciliation adjustment (Adjustment)
 )
 
 // String returns the lower-case name used in logs and metric labels.
@@ -139,6 +141,10 @@ func (o Op) String() string {
 		return "set_status"
 	case opSetLimits:
 		return "set_limits"
+	case opCutover:
+		return "cutover"
+	case opAdjust:
+		return "adjust"
 	}
 	return "op(" + strconv.Itoa(int(o)) + ")"
 }
@@ -179,8 +185,11 @@ const (
 	KindRefund
 	KindTransfer // between two customer accounts
 	KindPayment  // a bill paid into a biller (merchant) account
+	// KindAdjust is a reconciliation correction between an account and the shard's suspense
+	// account (SuspenseID), booked forced; Original is the entry it corrects, or 0. See Adjust.
+	KindAdjust
 
-	lastKind = KindPayment
+	lastKind = KindAdjust
 )
 
 // String returns the lower-case kind name.
@@ -208,6 +217,8 @@ func (k Kind) String() string {
 		return "transfer"
 	case KindPayment:
 		return "payment"
+	case KindAdjust:
+		return "adjust"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -295,7 +306,7 @@ const (
 	knownFlags = DebitsMustNotExceedCredits
 )
 
-// Well-known accounts, created in the first commit of a shard.
+// Well-known accounts, created in the first commit of a shard (and SuspenseID, window.go).
 const (
 	SettlementPayableID uint64 = 1 // purchases credit it
 	FundingID           uint64 = 2 // deposits debit it; may go negative
@@ -358,13 +369,28 @@ type Transfer struct {
 	Merchant string // ≤ 15 bytes, optional
 	// Original is the Seq of the entry this one refers to: for KindReversal and KindRefund the
 	// purchase (stand-in or completion) they give back, for KindPost, KindVoid and KindExpire the
-	// hold. 0 for every other kind.
+	// hold; for KindAdjust the entry it corrects, or 0. 0 for every other kind.
 	Original uint64
 	Expires  int64 // KindHold: unix nanoseconds when the sweep releases it; 0 for every other kind
 	Released int64 // KindPost, KindVoid, KindExpire: what the entry takes off the hold's pending amount
+
+	// Where the request came from and the settlement window it was booked in (transfer record
+	// v4; "" and 0 in entries booked before windows existed). The head ledger rolls entries up
+	// by Acquirer and Merchant, assigns them to clearing by Window, and reconciles partners'
+	// files against them by RRN and STAN.
+	Acquirer   string // ISO 8583 field 32, ≤ 11 digits
+	STAN       string // field 11, ≤ 6 digits
+	RRN        string // field 37, ≤ 12 characters
+	Window     uint32 // the shard's settlement window when it booked the entry (see Shard.Cutover)
+	SettleDate uint32 // that window's settlement date, YYYYMMDD (field 15 carries its MMDD)
 }
 
-// refers reports whether entries of kind k name an original entry (Transfer.Original).
+// releases reports whether entries of kind k take something off a hold's pending amount
+// (Transfer.Released).
+func (k Kind) releases() bool { return k == KindPost || k == KindVoid || k == KindExpire }
+
+// refers reports whether entries of kind k must name an original entry (Transfer.Original). An
+// adjustment may name one or not.
 func (k Kind) refers() bool {
 	switch k {
 	case KindReversal, KindRefund, KindPost, KindVoid, KindExpire:
@@ -411,6 +437,9 @@ const (
 	minPAN        = 12
 	maxPAN        = 19
 	maxNumber     = 28 // ISO 8583 fields 102 and 103
+	maxAcquirer   = 11 // ISO 8583 field 32, n..11
+	maxSTAN       = 6  // field 11, n6
+	maxRRN        = 12 // field 37, an12
 )
 
 // TxID is the idempotency key of a mutating request. The switch derives it from stable fields of
@@ -460,6 +489,12 @@ type Request struct {
 	To       string // OpTransfer, OpPayment: owner reference of the account credited (biller code too)
 	Original TxID   // OpReversal, OpCompletion, OpRefund: the TxID of the request it refers to
 	Actual   int64  // OpReversal: what the purchase ended at, minor units; 0 reverses it fully
+
+	// Annotations copied into the journal entry (Transfer); not part of the request's content
+	// digest, so a retransmission that lacks them is still the same request.
+	Acquirer string // field 32, ≤ 11 digits
+	STAN     string // field 11, ≤ 6 digits
+	RRN      string // field 37, ≤ 12 characters
 }
 
 // Result is the outcome of a request. For a replayed request it is the first outcome, unchanged
@@ -472,6 +507,10 @@ type Result struct {
 	Ledger    int64  // card balance after the operation (credits − debits), minor units
 	Available int64  // available balance: Ledger less what holds keep pending, plus any credit limit
 	AuthCode  string // 6 base-36 characters for approved bookings, "" otherwise
+	// The settlement window the request was booked in and its date (YYYYMMDD); the ISO host
+	// answers the date's MMDD in field 15.
+	Window     uint32
+	SettleDate uint32
 }
 
 // authCode derives the approval code from the journal sequence: base 36, upper case, zero padded

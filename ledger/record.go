@@ -8,10 +8,14 @@ import (
 )
 
 // Key layout. Every key starts with a short ASCII prefix; the prefixes differ in their first byte
-// (or, for m/, are exact keys), so a prefix scan of one never sees another:
+// (or, for m/, are exact keys), so a prefix scan of one never sees another. The ids of the
+// well-known accounts are 1 (settlement-payable), 2 (funding) and 3 (suspense):
 //
 //	m/seq              last committed journal sequence (u64)
 //	m/nextacct         next ordinary account id to allocate (u64, starts at 1000)
+//	m/window           the settlement window the shard books in now and its date
+//	w/<window BE u32>  cutover point: the date of that window and the last seq booked before it
+//	                   opened (one per window the shard has been in, skipped windows have none)
 //	a/<id BE u64>      account record
 //	card/<PAN>         account id (u64) of the card; the only place a full PAN is kept
 //	o/<number>         account id (u64) of the account with this account or phone number, or
@@ -41,6 +45,12 @@ import (
 //	           v2  adds Original (u64); written for reversals and refunds only
 //	           v3  adds Expires and Released (u64 each); written for holds and the entries that
 //	               post, void or expire them (KindHold, KindPost, KindVoid, KindExpire) only
+//	           v4  v3's fields for every kind, then Acquirer (≤ 11), STAN (≤ 6) and RRN (≤ 12)
+//	               as short strings, Window and SettleDate (u32 each); written when any of these
+//	               five is set (every entry booked since settlement windows), and always for
+//	               KindAdjust (12), which older shards refuse as corrupt. An entry whose five are
+//	               all empty keeps its kind's older version, and a v4 entry with all five empty
+//	               is refused unless it is an adjustment
 //	tx record  v1  digest, code, seq, currency, ledger, available
 //	           v2  adds kind (u8), account (u64), amount (u64), reversed (u64); written for every
 //	               new record. A v1 record has kind txUnknown until the loader reads its journal
@@ -54,10 +64,14 @@ import (
 //	               funding account of a top-up, the payee of a transfer or payment); written for
 //	               approved holds (expires never 0, flags 0 or txExpired) and approved top-ups,
 //	               transfers and payments (expires 0, flags 0)
+//	               Since adjustments kind may be txAdjust (12; v2, counter 0).
 //	hold ref   v1  the TxID of the hold (32 bytes)
+//	window     v1  window (u32, ≥ 1), settlement date (u32, YYYYMMDD)
+//	cut point  v1  settlement date (u32, YYYYMMDD), last seq (u64)
 var (
 	keySeq      = []byte("m/seq")
 	keyNextAcct = []byte("m/nextacct")
+	keyWindow   = []byte("m/window")
 )
 
 const (
@@ -67,6 +81,7 @@ const (
 	prefixTx      = "t/"
 	prefixHold    = "h/"
 	prefixOwner   = "o/"
+	prefixCut     = "w/"
 )
 
 // Record versions.
@@ -74,7 +89,7 @@ const (
 	recordV1 = 1
 	recordV2 = 2
 	recordV3 = 3 // transfers and tx records
-	recordV4 = 4 // tx records only
+	recordV4 = 4 // transfers and tx records
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -83,13 +98,15 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 const (
 	crcSize        = 4
 	accountFixed   = 1 + 8 + 1 + 2 + 1 + 2 + 1 + 1 + 8 + 8 + crcSize      // v1 + name + mask; v2 adds 16
-	transferFixed  = 1 + 8 + 32 + 1 + 8 + 8 + 8 + 2 + 8 + 1 + 1 + crcSize // v1; v2 adds 8, v3 24
+	transferFixed  = 1 + 8 + 32 + 1 + 8 + 8 + 8 + 2 + 8 + 1 + 1 + crcSize // v1; v2 adds 8, v3 24, v4 35 + strings
 	txRecordSize   = 1 + 32 + 2 + 8 + 2 + 8 + 8 + crcSize                 // v1
 	txRecordV2Size = txRecordSize + 1 + 8 + 8 + 8
 	txRecordV3Size = txRecordV2Size + 1
 	txRecordV4Size = txRecordV3Size + 8 + 8
 	holdRefSize    = 1 + 32 + crcSize
 	counterSize    = 1 + 8 + crcSize
+	windowSize     = 1 + 4 + 4 + crcSize
+	cutSize        = 1 + 4 + 8 + crcSize
 	maxRecordBytes = 256
 )
 
@@ -193,6 +210,13 @@ func (r *reader) u8() uint8 {
 func (r *reader) u16() uint16 {
 	if p := r.take(2); p != nil {
 		return binary.BigEndian.Uint16(p)
+	}
+	return 0
+}
+
+func (r *reader) u32() uint32 {
+	if p := r.take(4); p != nil {
+		return binary.BigEndian.Uint32(p)
 	}
 	return 0
 }
@@ -309,7 +333,7 @@ func decodeAccount(b []byte) (Account, error) {
 
 func appendTransfer(dst []byte, t *Transfer) []byte {
 	start := len(dst)
-	version := transferVersion(t.Kind)
+	version := transferVersion(t)
 	dst = append(dst, version)
 	dst = binary.BigEndian.AppendUint64(dst, t.Seq)
 	dst = append(dst, t.TxID[:]...)
@@ -319,10 +343,8 @@ func appendTransfer(dst []byte, t *Transfer) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.Amount))
 	dst = binary.BigEndian.AppendUint16(dst, t.Currency)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.Time))
-	dst = append(dst, byte(len(t.Terminal)))
-	dst = append(dst, t.Terminal...)
-	dst = append(dst, byte(len(t.Merchant)))
-	dst = append(dst, t.Merchant...)
+	dst = appendStr(dst, t.Terminal)
+	dst = appendStr(dst, t.Merchant)
 	if version >= recordV2 {
 		dst = binary.BigEndian.AppendUint64(dst, t.Original)
 	}
@@ -330,24 +352,50 @@ func appendTransfer(dst []byte, t *Transfer) []byte {
 		dst = binary.BigEndian.AppendUint64(dst, uint64(t.Expires))
 		dst = binary.BigEndian.AppendUint64(dst, uint64(t.Released))
 	}
+	if version >= recordV4 {
+		dst = appendStr(dst, t.Acquirer)
+		dst = appendStr(dst, t.STAN)
+		dst = appendStr(dst, t.RRN)
+		dst = binary.BigEndian.AppendUint32(dst, t.Window)
+		dst = binary.BigEndian.AppendUint32(dst, t.SettleDate)
+	}
 	return seal(dst, start)
 }
 
-// transferVersion is the one record version that holds entries of kind k. Every kind has exactly
-// one, so an entry has one encoding, and an older shard refuses a kind it does not know.
-func transferVersion(k Kind) byte {
+func appendStr(dst []byte, s string) []byte { return append(append(dst, byte(len(s))), s...) }
+
+// transferVersion is the one record version that holds t: v4 when it carries annotations or a
+// window, otherwise its kind's (kindVersion). So an entry has one encoding, entries from before
+// windows keep theirs, and an older shard refuses what it cannot read.
+func transferVersion(t *Transfer) byte {
+	if t.annotated() {
+		return recordV4
+	}
+	return kindVersion(t.Kind)
+}
+
+// annotated reports whether t carries any of the fields that only transfer record v4 holds.
+func (t *Transfer) annotated() bool {
+	return t.Acquirer != "" || t.STAN != "" || t.RRN != "" || t.Window != 0 || t.SettleDate != 0
+}
+
+// kindVersion is the lowest record version that holds entries of kind k. Every kind has exactly
+// one, so an older shard refuses a kind it does not know.
+func kindVersion(k Kind) byte {
 	switch k {
 	case KindReversal, KindRefund:
 		return recordV2
 	case KindHold, KindPost, KindVoid, KindExpire:
 		return recordV3
+	case KindAdjust:
+		return recordV4
 	}
 	return recordV1
 }
 
 func decodeTransfer(b []byte) (Transfer, error) {
 	const what = "transfer"
-	version, p, err := unseal(what, b, transferFixed, recordV3)
+	version, p, err := unseal(what, b, transferFixed, recordV4)
 	if err != nil {
 		return Transfer{}, err
 	}
@@ -370,19 +418,27 @@ func decodeTransfer(b []byte) (Transfer, error) {
 		t.Expires = int64(r.u64())
 		t.Released = int64(r.u64())
 	}
+	if version >= recordV4 {
+		t.Acquirer = r.str(maxAcquirer)
+		t.STAN = r.str(maxSTAN)
+		t.RRN = r.str(maxRRN)
+		t.Window = r.u32()
+		t.SettleDate = r.u32()
+	}
 	if err := r.done(what); err != nil {
 		return Transfer{}, err
 	}
 	switch {
-	case t.Kind < KindPurchase || t.Kind > lastKind || transferVersion(t.Kind) != version:
+	case t.Kind < KindPurchase || t.Kind > lastKind || transferVersion(&t) != version:
 		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: kind %d in a v%d entry", t.Seq, t.Kind, version))
-	case (t.Original != 0) != t.Kind.refers():
+	case t.Kind != KindAdjust && (t.Original != 0) != t.Kind.refers():
 		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: %s with original %d", t.Seq, t.Kind, t.Original))
 	case (t.Expires != 0) != (t.Kind == KindHold):
 		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: %s expiring at %d", t.Seq, t.Kind, t.Expires))
 	case t.Kind == KindHold && t.Released != 0,
 		t.Kind == KindPost && t.Released < t.Amount,
-		(t.Kind == KindVoid || t.Kind == KindExpire) && t.Released != t.Amount:
+		(t.Kind == KindVoid || t.Kind == KindExpire) && t.Released != t.Amount,
+		!t.Kind.releases() && t.Kind != KindHold && t.Released != 0:
 		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: %s of %d releasing %d", t.Seq, t.Kind, t.Amount, t.Released))
 	}
 	return t, nil
@@ -412,6 +468,10 @@ type txRecord struct {
 	// Since v4: approved holds, top-ups, transfers and payments.
 	expires int64  // unix nanoseconds when the sweep releases what the hold still has pending
 	counter uint64 // the other account: what a hold credits, a top-up debits, a transfer credits
+
+	// Not stored: the settlement window and date of the booking (seq), read from its journal
+	// entry by the loader for a request's own record, so that a replay answers them too.
+	window, date uint32
 }
 
 // txKind says which request wrote a tx record.
@@ -437,6 +497,9 @@ const (
 	txRefund     // OpRefund: amount is what it gave back
 	txTransfer   // OpTransfer: account is the account debited
 	txPayment    // OpPayment: account is the account debited
+	// txAdjust is written by Shard.Adjust: account is the account adjusted (not suspense),
+	// amount what was booked; declines (14, 13, 12) are recorded too.
+	txAdjust
 )
 
 // givesBack reports whether records of kind k are purchases that reversals and refunds undo.
@@ -484,6 +547,8 @@ func txKindOf(op Op) txKind {
 		return txTransfer
 	case OpPayment:
 		return txPayment
+	case opAdjust:
+		return txAdjust
 	}
 	panic("ledger: no tx record kind for " + op.String())
 }
@@ -498,6 +563,7 @@ func (r *txRecord) result() Result {
 	}
 	if r.code == Approved && r.seq != 0 {
 		res.AuthCode = authCode(r.seq)
+		res.Window, res.SettleDate = r.window, r.date
 	}
 	return res
 }
@@ -574,7 +640,7 @@ func decodeTxRecord(b []byte) (txRecord, error) {
 	}
 	t.code = c
 	switch {
-	case version >= recordV2 && (t.kind == txUnknown || t.kind > txPayment):
+	case version >= recordV2 && (t.kind == txUnknown || t.kind > txAdjust):
 		return txRecord{}, corrupt(what, fmt.Sprintf("invalid kind %d", t.kind))
 	case t.amount < 0 || t.reversed < 0 || t.reversed > t.amount:
 		return txRecord{}, corrupt(what, fmt.Sprintf("amount %d, reversed %d", t.amount, t.reversed))
@@ -628,4 +694,69 @@ func decodeCounter(what string, b []byte) (uint64, error) {
 	r := reader{b: p}
 	v := r.u64()
 	return v, r.done(what)
+}
+
+// windowState is what m/window holds: the settlement window the shard books in and its date.
+type windowState struct {
+	window uint32 // ≥ 1
+	date   uint32 // YYYYMMDD
+}
+
+func appendWindow(dst []byte, w windowState) []byte {
+	start := len(dst)
+	dst = append(dst, recordV1)
+	dst = binary.BigEndian.AppendUint32(dst, w.window)
+	dst = binary.BigEndian.AppendUint32(dst, w.date)
+	return seal(dst, start)
+}
+
+func decodeWindow(b []byte) (windowState, error) {
+	const what = "m/window"
+	_, p, err := unseal(what, b, windowSize, recordV1)
+	if err != nil {
+		return windowState{}, err
+	}
+	r := reader{b: p}
+	w := windowState{window: r.u32(), date: r.u32()}
+	if err := r.done(what); err != nil {
+		return windowState{}, err
+	}
+	if w.window == 0 || !validDate(w.date) {
+		return windowState{}, corrupt(what, fmt.Sprintf("window %d date %d", w.window, w.date))
+	}
+	return w, nil
+}
+
+func appendCutKey(dst []byte, window uint32) []byte {
+	return binary.BigEndian.AppendUint32(append(dst, prefixCut...), window)
+}
+
+// appendCut encodes the value of a cutover point's key (w/<window>): its date and Last.
+func appendCut(dst []byte, c *CutoverPoint) []byte {
+	start := len(dst)
+	dst = append(dst, recordV1)
+	dst = binary.BigEndian.AppendUint32(dst, c.Date)
+	dst = binary.BigEndian.AppendUint64(dst, c.Last)
+	return seal(dst, start)
+}
+
+// decodeCut decodes the cutover point stored under key.
+func decodeCut(key, b []byte) (CutoverPoint, error) {
+	const what = "cutover point"
+	if len(key) != len(prefixCut)+4 {
+		return CutoverPoint{}, corrupt(what, fmt.Sprintf("key %x", key))
+	}
+	_, p, err := unseal(what, b, cutSize, recordV1)
+	if err != nil {
+		return CutoverPoint{}, err
+	}
+	r := reader{b: p}
+	c := CutoverPoint{Window: binary.BigEndian.Uint32(key[len(prefixCut):]), Date: r.u32(), Last: r.u64()}
+	if err := r.done(what); err != nil {
+		return CutoverPoint{}, err
+	}
+	if c.Window == 0 || !validDate(c.Date) {
+		return CutoverPoint{}, corrupt(what, fmt.Sprintf("window %d date %d", c.Window, c.Date))
+	}
+	return c, nil
 }

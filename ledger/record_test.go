@@ -41,6 +41,18 @@ var (
 		Currency: cny, Time: 1_772_352_005_000_000_000, Original: 79, Released: 700}
 	sampleRefund = Transfer{Seq: 83, TxID: txid("f", 1), Kind: KindRefund, Debit: 1, Credit: 1000, Amount: 300,
 		Currency: cny, Time: 1_772_352_006_000_000_000, Original: 77}
+	// Entries since settlement windows (transfer record v4).
+	sampleAnnotated = Transfer{Seq: 86, TxID: txid("t", 2), Kind: KindPurchase, Debit: 1000, Credit: 1, Amount: 2550,
+		Currency: cny, Time: 1_772_352_008_000_000_000, Terminal: "T0000001", Merchant: "M00000000000001",
+		Acquirer: "10000000001", STAN: "000101", RRN: "606012000101", Window: 7, SettleDate: 20260301}
+	sampleWindowedHold = Transfer{Seq: 87, TxID: txid("h", 3), Kind: KindHold, Debit: 1001, Credit: 1, Amount: 60,
+		Currency: cny, Time: 1_772_352_009_000_000_000, Expires: 1_772_956_809_000_000_000, Window: 1, SettleDate: 20260301}
+	sampleAdjust = Transfer{Seq: 88, TxID: txid("a", 1), Kind: KindAdjust, Debit: 1000, Credit: SuspenseID, Amount: 5,
+		Currency: cny, Time: 1_772_352_010_000_000_000, Original: 86, RRN: "606012000101", Window: 2, SettleDate: 20260302}
+	sampleBareAdjust = Transfer{Seq: 89, TxID: txid("a", 2), Kind: KindAdjust, Debit: SuspenseID, Credit: 1000, Amount: 5,
+		Currency: cny}
+	sampleAdjustRec = txRecord{digest: txid("d", 10), code: Approved, seq: 88, currency: cny, ledger: 1, available: 1,
+		kind: txAdjust, account: 1000, amount: 5}
 	sampleTransferRec = txRecord{digest: txid("d", 9), code: Approved, seq: 85, currency: cny, ledger: 100, available: 100,
 		kind: txTransfer, account: 1000, amount: 400, reversed: 100, counter: 1001}
 	sampleReleaseRec = txRecord{digest: txid("d", 8), code: Approved, seq: 81, currency: cny, ledger: 5400, available: 5400,
@@ -66,9 +78,13 @@ func TestRecords(t *testing.T) {
 		if a, err := decodeAccount(lb); err != nil || a != sampleLimited || lb[0] != recordV3 {
 			t.Errorf("account with limits: %+v, %v (version %d)", a, err, lb[0])
 		}
-		for _, tr := range []Transfer{sampleHold, samplePost, sampleExpire, sampleRefund, samplePayment} {
+		for _, tr := range []Transfer{sampleHold, samplePost, sampleExpire, sampleRefund, samplePayment,
+			sampleAnnotated, sampleWindowedHold, sampleAdjust, sampleBareAdjust} {
 			b := appendTransfer(nil, &tr)
-			if got, err := decodeTransfer(b); err != nil || got != tr || b[0] != transferVersion(tr.Kind) {
+			if tr.annotated() != (b[0] == recordV4) && tr.Kind != KindAdjust {
+				t.Errorf("%s with annotations %t written as v%d", tr.Kind, tr.annotated(), b[0])
+			}
+			if got, err := decodeTransfer(b); err != nil || got != tr || !tr.annotated() && b[0] != kindVersion(tr.Kind) {
 				t.Errorf("%s: %+v, %v (version %d)", tr.Kind, got, err, b[0])
 			}
 		}
@@ -89,7 +105,7 @@ func TestRecords(t *testing.T) {
 		}
 		rb := appendTxRecord(nil, &sampleTxRecord)
 		for _, rec := range []txRecord{sampleTxRecord, sampleReversed, sampleTombstone, sampleTxRecordV1, sampleStandInRec, sampleVoided,
-			sampleHoldRec, sampleExpiredRec, sampleReleaseRec, sampleTransferRec} {
+			sampleHoldRec, sampleExpiredRec, sampleReleaseRec, sampleTransferRec, sampleAdjustRec} {
 			b := appendTxRecord(nil, &rec)
 			if r, err := decodeTxRecord(b); err != nil || r != rec {
 				t.Errorf("tx record: %+v, %v, want %+v", r, err, rec)
@@ -113,7 +129,8 @@ func TestRecords(t *testing.T) {
 		// The largest possible account and transfer.
 		big := Account{Type: Card, Status: Active, Name: string(make([]byte, maxName)), MaskedPAN: "1234567890123456789",
 			DebitsPending: 1, Limits: Limits{DailyAmount: 1}}
-		bt := Transfer{Kind: KindPost, Terminal: "123456789012345", Merchant: "123456789012345", Original: 1, Released: 1}
+		bt := Transfer{Kind: KindPost, Terminal: "123456789012345", Merchant: "123456789012345", Original: 1, Released: 1,
+			Acquirer: "12345678901", STAN: "123456", RRN: "123456789012", Window: 1, SettleDate: 1}
 		for name, n := range map[string]int{"account": len(appendAccount(nil, &big)), "transfer": len(appendTransfer(nil, &bt)),
 			"tx record": len(rb), "tx record v2": txRecordV2Size, "tx record v3": txRecordV3Size, "tx record v4": txRecordV4Size} {
 			if n >= maxRecordBytes {
@@ -147,6 +164,11 @@ func TestRecords(t *testing.T) {
 			{"expired hold tx record (v4)", "tx record", appendTxRecord(nil, &sampleExpiredRec)},
 			{"hold ref", "hold ref", appendHoldRef(nil, &sampleHold.TxID)},
 			{"escrow release tx record (v3)", "tx record", appendTxRecord(nil, &sampleReleaseRec)},
+			{"annotated purchase (v4)", "transfer", appendTransfer(nil, &sampleAnnotated)},
+			{"adjustment (v4)", "transfer", appendTransfer(nil, &sampleAdjust)},
+			{"adjustment tx record", "tx record", appendTxRecord(nil, &sampleAdjustRec)},
+			{"window", "window", appendWindow(nil, windowState{window: 3, date: 20260302})},
+			{"cutover point", "cut", appendCut(nil, &CutoverPoint{Window: 3, Date: 20260302, Last: 77})},
 		} {
 			decode := decoders[tc.decoder]
 			for n := range len(tc.enc) {
@@ -192,6 +214,15 @@ func TestRecords(t *testing.T) {
 		if _, err := decodeTxRecord(noFlags); !errors.Is(err, errCorrupt) {
 			t.Errorf("tx record v3 without flags: err = %v", err)
 		}
+		// A purchase sealed as v4 without annotations or window: what v1 holds.
+		bare := sampleTransfer
+		bare.Window = 1
+		purchaseV4 := appendTransfer(nil, &bare)
+		binary.BigEndian.PutUint32(purchaseV4[len(purchaseV4)-crcSize-8:], 0)
+		purchaseV4 = seal(purchaseV4[:len(purchaseV4)-crcSize], 0)
+		if _, err := decodeTransfer(purchaseV4); !errors.Is(err, errCorrupt) {
+			t.Errorf("purchase as v4 without annotations: err = %v", err)
+		}
 		// An account sealed as v2 with nothing pending: what v1 holds.
 		accountV2 := appendAccount(nil, &sampleAccount)
 		accountV2 = append(accountV2[:len(accountV2)-crcSize], make([]byte, 16)...)
@@ -210,15 +241,17 @@ func TestRecords(t *testing.T) {
 			}
 		}
 		for name, tr := range map[string]Transfer{
-			"hold without expiry":         {Kind: KindHold, Amount: 1},
-			"post releasing less":         {Kind: KindPost, Amount: 2, Original: 1, Released: 1},
-			"void releasing another sum":  {Kind: KindVoid, Amount: 2, Original: 1, Released: 1},
-			"expire without an original":  {Kind: KindExpire, Amount: 1, Released: 1},
-			"refund without an original":  {Kind: KindRefund, Amount: 1},
-			"post with an expiry":         {Kind: KindPost, Amount: 1, Original: 1, Released: 1, Expires: 5},
-			"hold with an original":       {Kind: KindHold, Amount: 1, Original: 1, Expires: 5},
-			"purchase with an original":   {Kind: KindPurchase, Amount: 1, Original: 1}, // sealed as v1, Original dropped
-			"kind beyond the known kinds": {Kind: lastKind + 1, Amount: 1},
+			"hold without expiry":            {Kind: KindHold, Amount: 1},
+			"post releasing less":            {Kind: KindPost, Amount: 2, Original: 1, Released: 1},
+			"void releasing another sum":     {Kind: KindVoid, Amount: 2, Original: 1, Released: 1},
+			"expire without an original":     {Kind: KindExpire, Amount: 1, Released: 1},
+			"refund without an original":     {Kind: KindRefund, Amount: 1},
+			"post with an expiry":            {Kind: KindPost, Amount: 1, Original: 1, Released: 1, Expires: 5},
+			"hold with an original":          {Kind: KindHold, Amount: 1, Original: 1, Expires: 5},
+			"purchase with an original":      {Kind: KindPurchase, Amount: 1, Original: 1}, // sealed as v1, Original dropped
+			"kind beyond the known kinds":    {Kind: lastKind + 1, Amount: 1},
+			"purchase releasing (v4)":        {Kind: KindPurchase, Amount: 1, Released: 1, Window: 1},
+			"purchase with an original (v4)": {Kind: KindPurchase, Amount: 1, Original: 1, Window: 1},
 		} {
 			b := appendTransfer(nil, &tr)
 			got, err := decodeTransfer(b)
@@ -255,6 +288,8 @@ var decoders = map[string]func([]byte) error{
 	"transfer":  func(b []byte) error { _, err := decodeTransfer(b); return err },
 	"tx record": func(b []byte) error { _, err := decodeTxRecord(b); return err },
 	"hold ref":  func(b []byte) error { _, err := decodeHoldRef(b); return err },
+	"window":    func(b []byte) error { _, err := decodeWindow(b); return err },
+	"cut":       func(b []byte) error { _, err := decodeCut(appendCutKey(nil, 3), b); return err },
 }
 
 // The fuzz targets check that decoding never panics and that whatever decodes re-encodes to the
@@ -297,6 +332,11 @@ func FuzzDecodeTransfer(f *testing.F) {
 	f.Add(appendTxRecord(nil, &sampleExpiredRec))
 	f.Add(appendTxRecord(nil, &sampleReleaseRec))
 	f.Add(appendTxRecord(nil, &sampleTransferRec))
+	f.Add(appendTransfer(nil, &sampleAnnotated))
+	f.Add(appendTransfer(nil, &sampleWindowedHold))
+	f.Add(appendTransfer(nil, &sampleAdjust))
+	f.Add(appendTransfer(nil, &sampleBareAdjust))
+	f.Add(appendTxRecord(nil, &sampleAdjustRec))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if tr, err := decodeTransfer(b); err == nil {
 			if re := appendTransfer(nil, &tr); !bytes.Equal(re, b) {

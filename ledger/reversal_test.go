@@ -31,7 +31,8 @@ func TestReversal(t *testing.T) {
 		deposit(t, s, txid("dep", 1), pan1, 10000)
 		buy := purchase(t, s, txid("buy", 1), pan1, 2550)
 		got := do(t, s, reversal(txid("rev", 1), txid("buy", 1), pan1, 2550, 0))
-		want := Result{Code: Approved, Seq: 3, Currency: cny, Ledger: 10000, Available: 10000, AuthCode: "000003"}
+		want := Result{Code: Approved, Seq: 3, Currency: cny, Ledger: 10000, Available: 10000, AuthCode: "000003",
+			Window: 1, SettleDate: testDay}
 		if got != want {
 			t.Errorf("reversal = %+v, want %+v", got, want)
 		}

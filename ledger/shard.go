@@ -22,7 +22,9 @@ type Options struct {
 	Logger     *slog.Logger          // nil → slog.Default()
 	Registerer prometheus.Registerer // nil → no metrics registered
 	MaxBatch   int                   // max requests per commit, 1..16384; default 256
-	Clock      func() time.Time      // default time.Now; read only by the writer, once per batch
+	// Clock is the shard's clock, default time.Now: read by the writer once per batch, and once
+	// by Open for the settlement date of a shard's first window (its UTC date).
+	Clock func() time.Time
 
 	// HoldTTL is how long a pre-authorisation's hold stays pending before the sweep releases
 	// it: a hold placed by a batch with clock value t expires at t + HoldTTL. Default 7 days.
@@ -78,6 +80,7 @@ type Shard struct {
 	envelopes sync.Pool
 
 	requests, batches, commits, lastSeq atomic.Uint64
+	window                              atomic.Uint64 // packWindow of the committed window
 
 	// Writer-owned; nothing else touches these.
 	st     *state
@@ -168,7 +171,7 @@ func Open(o Options) (*Shard, error) {
 	if currency == 0 {
 		currency = defaultCurrency
 	}
-	if err := loadMeta(db, s.st, currency); err != nil {
+	if err := loadMeta(db, s.st, currency, utcDate(o.Clock())); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger: open %s: %w", o.Dir, err)
 	}
@@ -186,9 +189,10 @@ func Open(o Options) (*Shard, error) {
 		return nil, fmt.Errorf("ledger: open %s: %w", o.Dir, err)
 	}
 	s.lastSeq.Store(s.st.seq)
+	s.window.Store(packWindow(s.st.window))
 	s.metrics.setSeq(s.st.seq)
 	log.Info("ledger shard open", "dir", o.Dir, "seq", s.st.seq, "next_account", s.st.nextAcct,
-		"currency", s.st.currency)
+		"currency", s.st.currency, "window", s.st.window.window, "settle_date", s.st.window.date)
 	go s.run()
 	return s, nil
 }
@@ -467,6 +471,7 @@ func (s *Shard) commitGroup(envs []*envelope, now int64, expired []holdKey) {
 	b.fold()
 	s.commits.Add(1)
 	s.lastSeq.Store(s.st.seq)
+	s.window.Store(packWindow(s.st.window))
 	s.metrics.setSeq(s.st.seq)
 }
 
@@ -486,7 +491,7 @@ func fail(envs []*envelope, err error) {
 // broken and every batch retries the reload first.
 func (s *Shard) reload() {
 	st := newState()
-	if err := loadMeta(s.db, st, s.st.currency); err != nil {
+	if err := loadMeta(s.db, st, s.st.currency, s.st.window.date); err != nil {
 		s.log.Error("ledger: reload after failed commit", "err", err)
 		return
 	}
@@ -494,13 +499,14 @@ func (s *Shard) reload() {
 	s.broken = nil
 	s.sweepAt = 0 // read the hold index afresh
 	s.lastSeq.Store(st.seq)
+	s.window.Store(packWindow(st.window))
 	s.metrics.setSeq(st.seq)
 }
 
 // trimCache drops the cached accounts and bindings except the well-known accounts; they are read
 // from badger again on the next miss.
 func (s *Shard) trimCache() {
-	wk := [...]*Account{s.st.accounts[SettlementPayableID], s.st.accounts[FundingID]}
+	wk := [...]*Account{s.st.accounts[SettlementPayableID], s.st.accounts[FundingID], s.st.accounts[SuspenseID]}
 	s.st.accounts = make(map[uint64]*Account)
 	s.st.cards = make(map[string]uint64)
 	s.st.owners = make(map[string]uint64)

@@ -26,7 +26,7 @@ const (
 )
 
 func TestOpen(t *testing.T) {
-	t.Run("a new shard has the two well-known accounts and an empty journal", func(t *testing.T) {
+	t.Run("a new shard has the three well-known accounts and an empty journal", func(t *testing.T) {
 		s := openShard(t, "")
 		accts, err := s.Accounts()
 		if err != nil {
@@ -35,6 +35,7 @@ func TestOpen(t *testing.T) {
 		want := []Account{
 			{ID: 1, Type: InstitutionSettlement, Currency: cny, Status: Active, Name: "settlement-payable"},
 			{ID: 2, Type: InstitutionSettlement, Currency: cny, Status: Active, Name: "funding"},
+			{ID: 3, Type: Suspense, Currency: cny, Status: Active, Name: "suspense"},
 		}
 		if fmt.Sprint(accts) != fmt.Sprint(want) {
 			t.Errorf("Accounts() = %+v, want %+v", accts, want)
@@ -98,8 +99,8 @@ func TestOpen(t *testing.T) {
 				t.Errorf("OpenAccount(%+v) succeeded", spec)
 			}
 		}
-		if accts, _ := s.Accounts(); len(accts) != 2 {
-			t.Errorf("%d accounts after refusals, want 2", len(accts))
+		if accts, _ := s.Accounts(); len(accts) != 3 {
+			t.Errorf("%d accounts after refusals, want 3", len(accts))
 		}
 	})
 
@@ -141,7 +142,8 @@ func TestPurchase(t *testing.T) {
 
 	t.Run("a purchase debits the card and credits settlement-payable", func(t *testing.T) {
 		got := purchase(t, s, txid("buy", 1), pan1, 2550)
-		want := Result{Code: Approved, Seq: 2, Currency: cny, Ledger: 7450, Available: 7450, AuthCode: "000002"}
+		want := Result{Code: Approved, Seq: 2, Currency: cny, Ledger: 7450, Available: 7450, AuthCode: "000002",
+			Window: 1, SettleDate: testDay}
 		if got != want {
 			t.Errorf("Result = %+v, want %+v", got, want)
 		}
@@ -190,7 +192,7 @@ func TestPurchase(t *testing.T) {
 
 	t.Run("the shard verifies", func(t *testing.T) {
 		rep := mustVerify(t, s)
-		if rep.Transfers != 2 || rep.LastSeq != 2 || rep.Accounts != 3 || rep.Cards != 1 {
+		if rep.Transfers != 2 || rep.LastSeq != 2 || rep.Accounts != 4 || rep.Cards != 1 {
 			t.Errorf("report = %+v", rep)
 		}
 		if len(rep.Totals) != 1 || rep.Totals[0] != (CurrencyTotal{Currency: cny, Debits: 12550, Credits: 12550}) {
@@ -391,7 +393,7 @@ func TestRetransmission(t *testing.T) {
 			t.Errorf("first = %+v", results[0])
 		}
 		if want := (Result{Code: Approved, Replayed: true, Seq: results[0].Seq, Currency: cny,
-			Ledger: 50, Available: 50, AuthCode: results[0].AuthCode}); results[1] != want {
+			Ledger: 50, Available: 50, AuthCode: results[0].AuthCode, Window: 1, SettleDate: testDay}); results[1] != want {
 			t.Errorf("second = %+v, want %+v", results[1], want)
 		}
 		if results[2].Code != DuplicateDifferent {

@@ -42,10 +42,13 @@ func counterDecoder(what string) func([]byte) (uint64, error) {
 	return func(b []byte) (uint64, error) { return decodeCounter(what, b) }
 }
 
-// loadMeta reads and validates the counters and the well-known accounts, or creates them on an
-// empty store, all in one commit.
-func loadMeta(db *badger.DB, st *state, currency uint16) error {
-	var fresh bool
+// loadMeta reads and validates the counters, the well-known accounts and the settlement window
+// with its cutover points, or creates them on an empty store, all in one commit. A store from
+// before suspense accounts or windows gets what it lacks in one commit too: the suspense account
+// and window 1 dated today, whose cutover point's Last is the journal's last seq (the entries
+// before it have window 0). today is the UTC date YYYYMMDD of the shard's clock.
+func loadMeta(db *badger.DB, st *state, currency uint16, today uint32) error {
+	var fresh, haveSuspense, haveWindow bool
 	err := db.View(func(txn *badger.Txn) error {
 		seq, haveSeq, err := getValue(txn, keySeq, counterDecoder("m/seq"))
 		if err != nil {
@@ -102,32 +105,97 @@ func loadMeta(db *badger.DB, st *state, currency uint16) error {
 		if st.accounts[FundingID].Currency != st.currency {
 			return fmt.Errorf("%w: well-known accounts disagree on currency", errCorrupt)
 		}
+		a, ok, err := getValue(txn, appendAccountKey(nil, SuspenseID), decodeAccount)
+		switch {
+		case err != nil:
+			return err
+		case ok && (a.ID != SuspenseID || a.Type != Suspense || a.Currency != st.currency):
+			return fmt.Errorf("%w: suspense account %d is %d, a %s account in currency %d", errCorrupt, SuspenseID, a.ID, a.Type, a.Currency)
+		case ok:
+			haveSuspense = true
+			st.accounts[SuspenseID] = &a
+		}
+
+		if st.window, haveWindow, err = getValue(txn, keyWindow, decodeWindow); err != nil {
+			return err
+		}
+		if st.cuts, err = loadCuts(txn); err != nil {
+			return err
+		}
+		switch n := len(st.cuts); {
+		case !haveWindow && n > 0:
+			return fmt.Errorf("%w: cutover points without m/window", errCorrupt)
+		case haveWindow && (n == 0 || st.cuts[n-1].Window != st.window.window || st.cuts[n-1].Date != st.window.date):
+			return fmt.Errorf("%w: m/window %d (date %d) is not the last cutover point", errCorrupt, st.window.window, st.window.date)
+		}
 		return nil
 	})
-	if err != nil || !fresh {
+	if err != nil || !fresh && haveSuspense && haveWindow {
 		return err
 	}
 
-	st.seq, st.nextAcct, st.currency = 0, firstAccountID, currency
-	wk := []*Account{
-		{ID: SettlementPayableID, Type: InstitutionSettlement, Currency: currency, Status: Active, Name: "settlement-payable"},
-		{ID: FundingID, Type: InstitutionSettlement, Currency: currency, Status: Active, Name: "funding"},
-	}
 	txn := db.NewTransaction(true)
 	defer txn.Discard()
-	for _, a := range wk {
+	var create []*Account
+	if fresh {
+		st.seq, st.nextAcct, st.currency = 0, firstAccountID, currency
+		create = []*Account{
+			{ID: SettlementPayableID, Type: InstitutionSettlement, Currency: currency, Status: Active, Name: "settlement-payable"},
+			{ID: FundingID, Type: InstitutionSettlement, Currency: currency, Status: Active, Name: "funding"},
+		}
+		if err := txn.Set(keySeq, appendCounter(nil, 0)); err != nil {
+			return err
+		}
+		if err := txn.Set(keyNextAcct, appendCounter(nil, firstAccountID)); err != nil {
+			return err
+		}
+	}
+	if !haveSuspense {
+		create = append(create, &Account{ID: SuspenseID, Type: Suspense, Currency: st.currency, Status: Active, Name: "suspense"})
+	}
+	for _, a := range create {
 		if err := txn.Set(appendAccountKey(nil, a.ID), appendAccount(nil, a)); err != nil {
 			return err
 		}
+	}
+	if !haveWindow {
+		if !validDate(today) {
+			return fmt.Errorf("ledger: the clock's date %d is not a date YYYYMMDD", today)
+		}
+		w := windowState{window: 1, date: today}
+		p := CutoverPoint{Window: 1, Date: today, Last: st.seq}
+		if err := txn.Set(keyWindow, appendWindow(nil, w)); err != nil {
+			return err
+		}
+		if err := txn.Set(appendCutKey(nil, 1), appendCut(nil, &p)); err != nil {
+			return err
+		}
+		st.window, st.cuts = w, []CutoverPoint{p}
+	}
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	for _, a := range create {
 		st.accounts[a.ID] = a
 	}
-	if err := txn.Set(keySeq, appendCounter(nil, 0)); err != nil {
-		return err
-	}
-	if err := txn.Set(keyNextAcct, appendCounter(nil, firstAccountID)); err != nil {
-		return err
-	}
-	return txn.Commit()
+	return nil
+}
+
+// loadCuts reads every cutover point, in window order.
+func loadCuts(txn *badger.Txn) ([]CutoverPoint, error) {
+	var cuts []CutoverPoint
+	err := scan(txn, []byte(prefixCut), nil, func(k, v []byte) (bool, error) {
+		c, err := decodeCut(k, v)
+		if err != nil {
+			return false, err
+		}
+		if n := len(cuts); n > 0 && (c.Last < cuts[n-1].Last || c.Date < cuts[n-1].Date) {
+			return false, fmt.Errorf("%w: cutover point of window %d goes back from window %d's", errCorrupt, c.Window, cuts[n-1].Window)
+		}
+		cuts = append(cuts, c)
+		return true, nil
+	})
+	return cuts, err
 }
 
 // loadBatch reads, in one read transaction, everything the apply step will need that is not in
@@ -163,6 +231,9 @@ func (s *Shard) loadCommand(txn *badger.Txn, c *command, known map[TxID]txRecord
 			if err := s.loadTx(txn, &r.ID, known); err != nil {
 				return err
 			}
+			if err := loadBooked(txn, &r.ID, known); err != nil {
+				return err
+			}
 		}
 		if r.Op.refers() && !r.Original.IsZero() {
 			if err := s.loadTx(txn, &r.Original, known); err != nil {
@@ -192,7 +263,43 @@ func (s *Shard) loadCommand(txn *badger.Txn, c *command, known map[TxID]txRecord
 		return s.loadCard(txn, c.spec.PAN)
 	case opSetStatus, opSetLimits:
 		return s.loadAccount(txn, c.acct)
+	case opAdjust:
+		a := &c.adj
+		if !a.ID.IsZero() {
+			if err := s.loadTx(txn, &a.ID, known); err != nil {
+				return err
+			}
+			if err := loadBooked(txn, &a.ID, known); err != nil {
+				return err
+			}
+		}
+		if err := s.loadOwner(txn, a.Number); err != nil {
+			return err
+		}
+		if a.Account != 0 {
+			if err := s.loadAccount(txn, a.Account); err != nil {
+				return err
+			}
+		}
+		return s.loadCard(txn, a.PAN)
 	}
+	return nil
+}
+
+// loadBooked adds to a loaded approved record of id the settlement window and date of its
+// booking, read from its journal entry, so that a replay answers them as the first answer did.
+// Only a request's own record needs them, and only a retransmission has one.
+func loadBooked(txn *badger.Txn, id *TxID, known map[TxID]txRecord) error {
+	rec, ok := known[*id]
+	if !ok || rec.code != Approved || rec.seq == 0 || rec.window != 0 {
+		return nil
+	}
+	t, found, err := getValue(txn, appendJournalKey(nil, rec.seq), decodeTransfer)
+	if err != nil || !found {
+		return fmt.Errorf("journal entry %d of a tx record: found %t, %v", rec.seq, found, err)
+	}
+	rec.window, rec.date = t.Window, t.SettleDate
+	known[*id] = rec
 	return nil
 }
 
@@ -452,6 +559,24 @@ func (s *Shard) writeBatch(b *batch) error {
 		arena = append(arena, keySeq...)
 		v0 := len(arena)
 		arena = appendCounter(arena, b.seq)
+		if err := set(k0, v0); err != nil {
+			return err
+		}
+	}
+	for i := range b.cuts {
+		k0 := len(arena)
+		arena = appendCutKey(arena, b.cuts[i].Window)
+		v0 := len(arena)
+		arena = appendCut(arena, &b.cuts[i])
+		if err := set(k0, v0); err != nil {
+			return err
+		}
+	}
+	if b.window != b.st.window {
+		k0 := len(arena)
+		arena = append(arena, keyWindow...)
+		v0 := len(arena)
+		arena = appendWindow(arena, b.window)
 		if err := set(k0, v0); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -25,7 +26,10 @@ type VerifyReport struct {
 	Pending    int             // holds still pending: each has its expiry index entry
 	Releases   int             // journal entries that post, void or expire a hold
 	StandIns   int             // journal entries booked forced from stand-in advices
-	Overdrawn  int             // no-overdraft accounts below zero, each by stand-in entries only
+	Adjusts    int             // reconciliation adjustments (KindAdjust), booked forced too
+	Overdrawn  int             // no-overdraft accounts below zero, each by forced entries only
+	Window     uint32          // the settlement window the shard books in (m/window)
+	Cutovers   int             // cutover points recorded, one per window the shard has been in
 	TxRecords  int             // idempotency records, tombstones included
 	Tombstones int             // records left by reversals whose original had not arrived
 	Totals     []CurrencyTotal // Σ posted debits and credits over all accounts, per currency
@@ -61,20 +65,23 @@ func (r *VerifyReport) breakf(format string, a ...any) {
 // by more than its amount (and its record agrees), that every post, void and expiry releases an
 // earlier hold on the same accounts, never more than it held, a post or expiry closing it, that
 // the expiry index lists exactly the holds still pending, that every idempotency record decodes
-// and tombstones booked nothing, and that every card binding points at a card with the matching
-// masked PAN. It reads one badger snapshot,
-// so it sees whole batches only and may run while the shard takes traffic. The error, when not
+// and tombstones booked nothing, that every card binding points at a card with the matching
+// masked PAN, that the suspense account exists and only adjustments (each naming an earlier
+// entry or none) book to it, and that every entry carries the window and date the cutover points
+// put it in (m/window being the last point). It reads one badger snapshot, so it sees whole
+// batches only and may run while the shard takes traffic. The error, when not
 // nil, describes the first few breaks; the report lists them all.
 //
 // The no-overdraft rule is checked on the journal, not on the final balances, because a stand-in
 // advice may take a card below zero: replaying the entries in sequence order, every entry that
 // spends from a no-overdraft account leaves that account's running available balance (credits −
-// debits − pending debits so far) at zero or above, unless the entry is a stand-in (KindStandIn).
+// debits − pending debits so far) at zero or above, unless the entry is forced: a stand-in
+// (KindStandIn) or a reconciliation adjustment (KindAdjust).
 // Posts, voids and expiries never lower it, so they are not checked. That is the rule the state
 // machine applies when it books (a purchase is approved only when the balance before it covers
 // it), so a bug that overdraws a card is still found, also on a card a stand-in has taken below
 // zero: the stand-in excuses itself, never a later purchase. A negative final balance follows
-// from stand-in entries alone, since the last other debit left the account at zero or above.
+// from forced entries alone, since the last other debit left the account at zero or above.
 func (s *Shard) Verify() (VerifyReport, error) {
 	var rep VerifyReport
 	err := s.view(func(txn *badger.Txn) error { return verify(txn, &rep) })
@@ -116,7 +123,7 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 		if len(k) != len(prefixAccount)+8 || binary.BigEndian.Uint64(k[len(prefixAccount):]) != a.ID {
 			rep.breakf("key %x holds account %d", k, a.ID)
 		}
-		if a.ID >= firstAccountID && a.ID >= next || a.ID < firstAccountID && a.ID != SettlementPayableID && a.ID != FundingID {
+		if a.ID >= firstAccountID && a.ID >= next || a.ID < firstAccountID && a.ID != SettlementPayableID && a.ID != FundingID && a.ID != SuspenseID {
 			rep.breakf("account %d outside the allocated ids (next %d)", a.ID, next)
 		}
 		if a.DebitsPosted < 0 || a.CreditsPosted < 0 {
@@ -137,17 +144,24 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 	if err != nil {
 		return err
 	}
-	for _, id := range []uint64{SettlementPayableID, FundingID} {
+	for _, id := range []uint64{SettlementPayableID, FundingID, SuspenseID} {
 		if accounts[id] == nil {
 			rep.breakf("well-known account %d missing", id)
 		}
+	}
+	if a := accounts[SuspenseID]; a != nil && (a.Type != Suspense || a.Flags != 0) {
+		rep.breakf("suspense account %d is a %s account with flags %#x", SuspenseID, a.Type, a.Flags)
+	}
+	cuts, err := verifyWindows(txn, seq, rep)
+	if err != nil {
+		return err
 	}
 	rep.Totals = totals(accounts, rep)
 
 	// Journal: 1..seq without a gap, each entry valid, its tx record pointing back at it; the
 	// postings recomputed per account, and the no-overdraft rule checked entry by entry.
 	sums := make(map[uint64]*posted, len(accounts))
-	standIns := make(map[uint64]bool)       // accounts debited by stand-in entries
+	forced := make(map[uint64]bool)         // accounts debited by stand-in entries or adjustments
 	reversed := make(map[uint64][]Transfer) // original seq → the entries that give it back or release it
 	var prev uint64
 	err = scan(txn, []byte(prefixJournal), nil, func(k, v []byte) (bool, error) {
@@ -165,6 +179,7 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 		}
 		prev = t.Seq
 		checkTransfer(txn, &t, accounts, rep)
+		checkWindow(&t, cuts, rep)
 		switch t.Kind {
 		case KindReversal:
 			rep.Reversals++
@@ -175,7 +190,12 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 		case KindPost, KindVoid, KindExpire:
 			rep.Releases++
 		}
-		if t.Original != 0 {
+		switch {
+		case t.Kind == KindAdjust:
+			if t.Original >= t.Seq {
+				rep.breakf("seq %d: adjustment of seq %d, which is not an earlier entry", t.Seq, t.Original)
+			}
+		case t.Original != 0:
 			reversed[t.Original] = append(reversed[t.Original], t)
 		}
 		p, q := t.posts(), t.pends()
@@ -199,9 +219,13 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 			*total += p
 			*pending += q
 		}
-		if t.Kind == KindStandIn {
-			rep.StandIns++
-			standIns[t.Debit] = true
+		if t.Kind == KindStandIn || t.Kind == KindAdjust {
+			if t.Kind == KindStandIn {
+				rep.StandIns++
+			} else {
+				rep.Adjusts++
+			}
+			forced[t.Debit] = true
 		} else if a := accounts[t.Debit]; a != nil && a.Flags&DebitsMustNotExceedCredits != 0 && t.spends() && a.Type != CreditLine {
 			// A credit line's limit may have moved since the entry; it is checked on its final
 			// state below, against the limit it has now.
@@ -239,7 +263,7 @@ func verify(txn *badger.Txn, rep *VerifyReport) error {
 			rep.breakf("account %d: stored pending debits/credits %d/%d, journal gives %d/%d",
 				id, a.DebitsPending, a.CreditsPending, ps.debitsPending, ps.creditsPending)
 		}
-		if a.Type == CreditLine && a.Available() < 0 && !standIns[id] {
+		if a.Type == CreditLine && a.Available() < 0 && !forced[id] {
 			rep.breakf("credit line %d: debits %d and holds %d beyond credits %d and its limit %d",
 				id, a.DebitsPosted, a.DebitsPending, a.CreditsPosted, a.CreditLimit)
 		}
@@ -309,6 +333,9 @@ func checkTransfer(txn *badger.Txn, t *Transfer, accounts map[uint64]*Account, r
 			rep.breakf("seq %d: currency %d but account %d books %d", t.Seq, t.Currency, id, a.Currency)
 		}
 	}
+	if (t.Kind == KindAdjust) != (t.Debit == SuspenseID || t.Credit == SuspenseID) {
+		rep.breakf("seq %d: %s %d→%d; adjustments and only they book to suspense", t.Seq, t.Kind, t.Debit, t.Credit)
+	}
 	rec, found, err := getValue(txn, appendTxKey(nil, &t.TxID), decodeTxRecord)
 	switch {
 	case err != nil:
@@ -325,6 +352,8 @@ func checkTransfer(txn *badger.Txn, t *Transfer, accounts map[uint64]*Account, r
 		rep.breakf("seq %d: its TxID's record says code %s seq %d", t.Seq, rec.code, rec.seq)
 	case rec.kind != txUnknown && (rec.kind != recordKind(t.Kind) || rec.amount != t.Amount):
 		rep.breakf("seq %d: %s of %d, its TxID's record says kind %d amount %d", t.Seq, t.Kind, t.Amount, rec.kind, rec.amount)
+	case t.Kind == KindAdjust && rec.account != t.Debit && rec.account != t.Credit:
+		rep.breakf("seq %d: adjustment %d→%d, its TxID's record says account %d", t.Seq, t.Debit, t.Credit, rec.account)
 	case (t.Kind == KindTransfer || t.Kind == KindPayment) && (rec.counter != t.Credit || rec.account != t.Debit),
 		t.Kind == KindDeposit && rec.kind == txDeposit && rec.counter != 0 && (rec.counter != t.Debit || rec.account != t.Credit):
 		rep.breakf("seq %d: %s %d→%d, its TxID's record says account %d, counter %d", t.Seq, t.Kind, t.Debit, t.Credit, rec.account, rec.counter)
@@ -357,6 +386,8 @@ func recordKind(k Kind) txKind {
 		return txTransfer
 	case KindPayment:
 		return txPayment
+	case KindAdjust:
+		return txAdjust
 	}
 	return txUnknown
 }
@@ -527,4 +558,53 @@ func totals(accounts map[uint64]*Account, rep *VerifyReport) []CurrencyTotal {
 		}
 	}
 	return out
+}
+
+// verifyWindows checks m/window against the cutover points: each point's Last within the
+// journal and never going back, dates never going back, and the last point the current window.
+// It returns the points, by window.
+func verifyWindows(txn *badger.Txn, seq uint64, rep *VerifyReport) ([]CutoverPoint, error) {
+	w, found, err := getValue(txn, keyWindow, decodeWindow)
+	if err != nil {
+		rep.breakf("m/window: %v", err)
+	} else if !found {
+		rep.breakf("m/window missing")
+	}
+	rep.Window = w.window
+	var cuts []CutoverPoint
+	err = scan(txn, []byte(prefixCut), nil, func(k, v []byte) (bool, error) {
+		c, err := decodeCut(k, v)
+		if err != nil {
+			rep.breakf("key %x: %v", k, err)
+			return true, nil
+		}
+		rep.Cutovers++
+		if n := len(cuts); n > 0 && (c.Last < cuts[n-1].Last || c.Date < cuts[n-1].Date) {
+			rep.breakf("cutover point of window %d (date %d, last %d) goes back from window %d's (date %d, last %d)",
+				c.Window, c.Date, c.Last, cuts[n-1].Window, cuts[n-1].Date, cuts[n-1].Last)
+		}
+		if c.Last > seq {
+			rep.breakf("cutover point of window %d: last %d beyond m/seq %d", c.Window, c.Last, seq)
+		}
+		cuts = append(cuts, c)
+		return true, nil
+	})
+	if n := len(cuts); found && (n == 0 || cuts[n-1].Window != w.window || cuts[n-1].Date != w.date) {
+		rep.breakf("m/window %d (date %d) is not the last cutover point", w.window, w.date)
+	}
+	return cuts, err
+}
+
+// checkWindow checks that entry t carries the window it was booked in: the window whose cutover
+// point is the last one with Last < t.Seq (window 0 before the first), and that window's date.
+func checkWindow(t *Transfer, cuts []CutoverPoint, rep *VerifyReport) {
+	i := sort.Search(len(cuts), func(i int) bool { return cuts[i].Last >= t.Seq }) // the first opened after t
+	var want CutoverPoint
+	if i > 0 {
+		want = cuts[i-1]
+	}
+	if t.Window != want.Window || t.SettleDate != want.Date {
+		rep.breakf("seq %d: booked in window %d (date %d), the cutover points say window %d (date %d)",
+			t.Seq, t.Window, t.SettleDate, want.Window, want.Date)
+	}
 }
