@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin/junction
 PKGS     := ./...
 # Fuzz targets: package and name. `make test` runs each briefly, `make fuzz` longer.
-FUZZ     := codec:FuzzUnpack codec:FuzzUnpackBinary codec:FuzzUnpack93 codec:FuzzScan codec:FuzzScanBinary codec:FuzzFrameReader codec:FuzzLoadSpec codec:FuzzConvert codec:FuzzLoadMap pki:FuzzParsePEM ledger:FuzzDecodeAccount ledger:FuzzDecodeTransfer routing:FuzzRules ledger/head:FuzzDecode
+FUZZ     := codec:FuzzUnpack codec:FuzzUnpackBinary codec:FuzzUnpack93 codec:FuzzScan codec:FuzzScanBinary codec:FuzzFrameReader codec:FuzzLoadSpec codec:FuzzConvert codec:FuzzLoadMap pki:FuzzParsePEM ledger:FuzzDecodeAccount ledger:FuzzDecodeTransfer routing:FuzzRules ledger/head:FuzzDecode ledger/remote:FuzzDecodePage ledger/recon:FuzzFiles
 FUZZTIME ?= 60s
 # The race detector needs cgo and a C compiler; without them the tests run without it.
 RACE     ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)

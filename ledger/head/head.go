@@ -1,13 +1,13 @@
 package head
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/junction-switch/junction/durable"
@@ -29,7 +29,8 @@ var ErrGap = errors.New("head: gap in journal")
 var ErrBadBatch = errors.New("head: bad batch")
 
 // MaxBatch is the most entries Apply takes at once; Pull reads pages of at most this many. It keeps
-// one batch's badger transaction (at most 2 × MaxBatch + 2 keys) far below badger's size limit.
+// one batch's badger transaction (at most 9 keys per entry: detail, three index keys, two
+// account totals, two GL leaves, one clearing aggregate) below badger's size limit.
 const MaxBatch = 4096
 
 const (
@@ -42,6 +43,10 @@ type Options struct {
 	Dir        string                // badger directory; created if missing
 	Logger     *slog.Logger          // nil → slog.Default()
 	Registerer prometheus.Registerer // nil → no metrics registered
+	// Regions are the regions whose cutover points and entries a window waits for before it
+	// closes, besides those of the sources given to Cutover.
+	Regions []string
+	Clock   func() time.Time // nil → time.Now; dates window 1 and Cutover, stamps window records
 }
 
 // Total is what the general ledger has posted in one currency, for a region or one account.
@@ -66,11 +71,20 @@ type Head struct {
 	db      *badger.DB
 	metrics *metrics
 
-	// mu serialises Apply (the one writer) and guards closed and high; readers hold it shared so
-	// that Close does not close badger under them.
-	mu     sync.RWMutex
-	closed bool
-	high   map[string]uint64 // committed high-water marks, for HighWater and the gauge
+	clock   func() time.Time
+	regions []string
+
+	// mu serialises the writers (Apply, the steps of Cutover and Resume, Settle) and guards
+	// closed, high, windows and open; readers hold it shared so that Close does not close badger
+	// under them.
+	mu      sync.RWMutex
+	closed  bool
+	high    map[string]uint64  // committed high-water marks, for HighWater and the gauge
+	windows map[uint32]*Window // every window record, as committed; replaced, never changed
+	open    uint32             // the open window: the highest
+
+	// cut serialises Cutover and Resume as wholes, so that the sources hear of windows in order.
+	cut sync.Mutex
 }
 
 // Open opens (or creates) the head ledger stored in o.Dir.
@@ -81,6 +95,11 @@ func Open(o Options) (*Head, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	for _, r := range o.Regions {
+		if err := checkRegion(r); err != nil {
+			return nil, err
+		}
+	}
 	log := o.Logger.With("component", "head")
 	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("head: %w", err)
@@ -89,8 +108,16 @@ func Open(o Options) (*Head, error) {
 	if err != nil {
 		return nil, fmt.Errorf("head: open %s: %w", o.Dir, err)
 	}
-	h := &Head{log: log, db: db, high: make(map[string]uint64)}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	h := &Head{log: log, db: db, high: make(map[string]uint64), clock: o.Clock,
+		regions: append([]string(nil), o.Regions...), windows: make(map[uint32]*Window)}
 	if err := h.loadHighWater(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("head: open %s: %w", o.Dir, err)
+	}
+	if err := h.loadWindows(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("head: open %s: %w", o.Dir, err)
 	}
@@ -101,14 +128,14 @@ func Open(o Options) (*Head, error) {
 	for region, seq := range h.high {
 		h.metrics.setHighWater(region, seq)
 	}
-	log.Info("head ledger open", "dir", o.Dir, "regions", len(h.high))
+	log.Info("head ledger open", "dir", o.Dir, "regions", len(h.high), "open window", h.open)
 	return h, nil
 }
 
-// badgerOptions: the head's batches are at most MaxBatch entries, each
-// touching a few totals, well inside a 16 MiB memtable's transaction limit.
+// badgerOptions: the head's batches are at most MaxBatch entries of at most 9 keys each, inside a
+// 32 MiB memtable's transaction limit (15 %: about 4.8 MiB and 50 000 keys).
 func badgerOptions(dir string, log *slog.Logger) badger.Options {
-	return durable.Options(dir, durable.Sizes{MemTable: 16 << 20, ValueLogFile: 64 << 20, BlockCache: 16 << 20}, log)
+	return durable.Options(dir, durable.Sizes{MemTable: 32 << 20, ValueLogFile: 64 << 20, BlockCache: 16 << 20}, log)
 }
 
 func (h *Head) loadHighWater() error {
@@ -161,7 +188,10 @@ func (h *Head) HighWater(region string) uint64 {
 // nothing and one that overlaps applies only its tail; the first new entry must be the one right
 // after the high-water mark (ErrGap otherwise). The new entries and the new high-water mark are
 // written in one badger transaction, synced before Apply returns: either all of them are applied
-// or none. Every entry is checked first, and a malformed batch is refused whole (ErrBadBatch).
+// or none. The same transaction stores each entry's detail and index keys, adds it to its
+// window's GL leaves and clearing aggregates, and closes every closing window the new mark
+// completes. Every entry is checked first, and a malformed batch is refused whole (ErrBadBatch),
+// as is one with a new entry in a window above the open one or in a window already closed.
 func (h *Head) Apply(region string, entries []ledger.Transfer) error {
 	_, err := h.apply(region, entries)
 	return err
@@ -173,6 +203,7 @@ func (h *Head) apply(region string, entries []ledger.Transfer) (int, error) {
 		return 0, err
 	}
 	if err := checkBatch(entries); err != nil {
+		h.log.Warn("head: batch refused", "region", region, "err", err)
 		return 0, fmt.Errorf("head: region %s: %w", region, err)
 	}
 	h.mu.Lock()
@@ -185,6 +216,7 @@ func (h *Head) apply(region string, entries []ledger.Transfer) (int, error) {
 	}
 	var hw uint64
 	var fresh []ledger.Transfer
+	var closed []*Window
 	err := h.db.Update(func(txn *badger.Txn) error {
 		var err error
 		if hw, err = readHighWater(txn, region); err != nil {
@@ -202,19 +234,31 @@ func (h *Head) apply(region string, entries []ledger.Transfer) (int, error) {
 			return fmt.Errorf("%w: region %s: high-water mark %d, first new entry %d",
 				ErrGap, region, hw, fresh[0].Seq)
 		}
-		return post(txn, region, fresh)
+		if err := h.checkWindows(region, fresh); err != nil {
+			return err
+		}
+		if err := h.post(txn, region, fresh); err != nil {
+			return err
+		}
+		closed, err = h.closeReached(txn, region, fresh[len(fresh)-1].Seq)
+		return err
 	})
 	if err != nil {
 		if !errors.Is(err, ErrGap) && !errors.Is(err, ErrBadBatch) {
 			// A failed commit may have landed or not: read the mark back rather than guess.
 			h.reloadHighWater(region)
 		}
+		h.log.Warn("head: batch refused", "region", region, "err", err)
 		return 0, err
 	}
 	if len(fresh) > 0 {
 		seq := fresh[len(fresh)-1].Seq
 		h.high[region] = seq
 		h.metrics.applied(region, seq, len(fresh))
+	}
+	for _, w := range closed {
+		h.windows[w.Number] = w
+		h.logState(w)
 	}
 	return len(fresh), nil
 }
@@ -275,6 +319,9 @@ func checkBatch(entries []ledger.Transfer) error {
 			why = fmt.Sprintf("currency %d", t.Currency)
 		case t.Debit == 0 || t.Credit == 0 || t.Debit == t.Credit:
 			why = fmt.Sprintf("debit account %d, credit account %d", t.Debit, t.Credit)
+		case len(t.Terminal) > maxAnnotation || len(t.Merchant) > maxAnnotation || len(t.Acquirer) > maxAnnotation ||
+			len(t.STAN) > maxAnnotation || len(t.RRN) > maxAnnotation:
+			why = fmt.Sprintf("a text field above %d bytes", maxAnnotation)
 		default:
 			if _, _, ok := effect(t); !ok {
 				why = fmt.Sprintf("%s releasing %d", t.Kind, t.Released)
@@ -293,7 +340,7 @@ func checkBatch(entries []ledger.Transfer) error {
 func effect(t *ledger.Transfer) (posts, pends int64, ok bool) {
 	switch t.Kind {
 	case ledger.KindPurchase, ledger.KindDeposit, ledger.KindReversal, ledger.KindStandIn,
-		ledger.KindRefund, ledger.KindTransfer, ledger.KindPayment:
+		ledger.KindRefund, ledger.KindTransfer, ledger.KindPayment, ledger.KindAdjust:
 		return t.Amount, 0, t.Released == 0
 	case ledger.KindHold:
 		return 0, t.Amount, t.Released == 0
@@ -305,61 +352,63 @@ func effect(t *ledger.Transfer) (posts, pends int64, ok bool) {
 	return 0, 0, false
 }
 
-// post adds the entries to the region's and the accounts' totals and moves the high-water mark to
-// the last of them, all inside txn. Each total is read once and written once per batch.
-func post(txn *badger.Txn, region string, entries []ledger.Transfer) error {
-	totals := make(map[string]*Total)
-	load := func(key []byte, currency uint16) (*Total, error) {
-		if t, ok := totals[string(key)]; ok {
-			return t, nil
-		}
-		t := &Total{Currency: currency}
-		item, err := txn.Get(key)
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-		case err != nil:
-			return nil, err
-		default:
-			if err := item.Value(func(v []byte) error {
-				*t, err = decodeTotal(v, currency)
-				return err
-			}); err != nil {
-				return nil, err
-			}
-		}
-		totals[string(key)] = t
-		return t, nil
-	}
+// post adds the entries to the region's and the accounts' totals, stores their detail, adds
+// them to their windows' GL leaves and clearing aggregates, and moves the high-water mark to the
+// last of them, all inside txn. Each total is read once and written once per batch.
+func (h *Head) post(txn *badger.Txn, region string, entries []ledger.Transfer) error {
+	ts := newTotals(txn)
+	kinds := make(map[uint64]ledger.Kind, len(entries)) // this batch's entries, for reversals
 	for i := range entries {
 		e := &entries[i]
+		kinds[e.Seq] = e.Kind
 		posts, pends, _ := effect(e) // checkBatch has vetted the kind
-		r, err := load(regionKey(region, e.Currency), e.Currency)
-		if err != nil {
-			return err
+		w := effWindow(e)
+		keys := [...][]byte{
+			regionKey(region, e.Currency),
+			accountKey(region, e.Debit, e.Currency), accountKey(region, e.Credit, e.Currency),
+			glKey(w, e.Acquirer, region, e.Merchant, e.Debit, e.Currency),
+			glKey(w, e.Acquirer, region, e.Merchant, e.Credit, e.Currency),
 		}
-		d, err := load(accountKey(region, e.Debit, e.Currency), e.Currency)
-		if err != nil {
-			return err
+		var t [len(keys)]*Total
+		for i, k := range keys {
+			var err error
+			if t[i], err = ts.load(k, e.Currency); err != nil {
+				return err
+			}
 		}
-		c, err := load(accountKey(region, e.Credit, e.Currency), e.Currency)
-		if err != nil {
-			return err
-		}
+		r, d, c, gd, gc := t[0], t[1], t[2], t[3], t[4]
 		ok := add(&r.Debits, posts) && add(&r.Credits, posts) &&
 			add(&r.DebitsPending, pends) && add(&r.CreditsPending, pends) &&
 			add(&d.Debits, posts) && add(&d.DebitsPending, pends) &&
-			add(&c.Credits, posts) && add(&c.CreditsPending, pends)
+			add(&c.Credits, posts) && add(&c.CreditsPending, pends) &&
+			add(&gd.Debits, posts) && add(&gd.DebitsPending, pends) &&
+			add(&gc.Credits, posts) && add(&gc.CreditsPending, pends)
 		if !ok {
 			return fmt.Errorf("%w: seq %d: a total would overflow", ErrBadBatch, e.Seq)
 		}
 		r.Entries++
 		d.Entries++
 		c.Entries++
-	}
-	for k, t := range totals {
-		if err := txn.Set([]byte(k), appendTotal(nil, t)); err != nil {
+		gd.Entries++
+		gc.Entries++
+		if f, err := h.flowOf(txn, region, e, kinds); err != nil {
+			return err
+		} else if f != 0 {
+			a, err := ts.load(clearingKey(w, e.Acquirer, e.Merchant, e.Currency, f), e.Currency)
+			if err != nil {
+				return err
+			}
+			if !add(&a.Debits, e.Amount) {
+				return fmt.Errorf("%w: seq %d: a clearing total would overflow", ErrBadBatch, e.Seq)
+			}
+			a.Entries++
+		}
+		if err := putDetail(txn, region, e); err != nil {
 			return err
 		}
+	}
+	if err := ts.write(); err != nil {
+		return err
 	}
 	return txn.Set(highWaterKey(region), appendHighWater(nil, entries[len(entries)-1].Seq))
 }
@@ -417,38 +466,4 @@ func (h *Head) scan(prefix []byte) ([]Total, error) {
 		return nil
 	})
 	return out, err
-}
-
-// Pull merges region's shard into the head: it reads the shard's journal from the high-water
-// mark on, in pages of batch entries (≤ 0 for 1024, at most MaxBatch), and applies each page, until
-// a page comes back empty. It returns how many entries it applied. Pull is the in-process merge
-// that `junction up` runs; stopping it anywhere (ctx, a crash) loses nothing, since the next Pull
-// starts from the mark that the last committed page left.
-func (h *Head) Pull(ctx context.Context, region string, shard *ledger.Shard, batch int) (int, error) {
-	if shard.Region() != region {
-		return 0, fmt.Errorf("head: Pull of region %s from the shard of region %s", region, shard.Region())
-	}
-	if batch <= 0 {
-		batch = defaultPull
-	}
-	batch = min(batch, MaxBatch)
-	applied := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return applied, err
-		}
-		from := h.HighWater(region) + 1
-		page, err := shard.Journal(from, batch)
-		if err != nil {
-			return applied, fmt.Errorf("head: region %s: read journal from %d: %w", region, from, err)
-		}
-		if len(page) == 0 {
-			return applied, nil
-		}
-		n, err := h.apply(region, page)
-		applied += n
-		if err != nil {
-			return applied, err
-		}
-	}
 }

@@ -12,6 +12,8 @@ type metrics struct {
 	reg       prometheus.Registerer
 	highWater *prometheus.GaugeVec
 	entries   *prometheus.CounterVec
+	lagN      *prometheus.GaugeVec
+	lagS      *prometheus.GaugeVec
 
 	mu      sync.Mutex
 	regions map[string]regionMetrics
@@ -20,6 +22,8 @@ type metrics struct {
 type regionMetrics struct {
 	highWater prometheus.Gauge
 	entries   prometheus.Counter
+	lagN      prometheus.Gauge
+	lagS      prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -36,14 +40,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "junction", Subsystem: "head", Name: "entries_total",
 			Help: "Journal entries applied to the head ledger since it opened.",
 		}, []string{"region"}),
+		lagN: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "junction", Subsystem: "head", Name: "lag_entries",
+			Help: "Journal entries of the region's shard not yet merged, as of the last page Pull read.",
+		}, []string{"region"}),
+		lagS: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "junction", Subsystem: "head", Name: "lag_seconds",
+			Help: "Age of the oldest entry of the region's shard not yet merged, as of the last page Pull read; 0 when caught up.",
+		}, []string{"region"}),
 		regions: make(map[string]regionMetrics),
 	}
-	if err := reg.Register(m.highWater); err != nil {
-		return nil, err
-	}
-	if err := reg.Register(m.entries); err != nil {
-		reg.Unregister(m.highWater)
-		return nil, err
+	cs := []prometheus.Collector{m.highWater, m.entries, m.lagN, m.lagS}
+	for i, c := range cs {
+		if err := reg.Register(c); err != nil {
+			for _, r := range cs[:i] {
+				reg.Unregister(r)
+			}
+			return nil, err
+		}
 	}
 	return m, nil
 }
@@ -55,6 +69,8 @@ func (m *metrics) unregister() {
 	}
 	m.reg.Unregister(m.highWater)
 	m.reg.Unregister(m.entries)
+	m.reg.Unregister(m.lagN)
+	m.reg.Unregister(m.lagS)
 }
 
 func (m *metrics) region(name string) regionMetrics {
@@ -62,7 +78,8 @@ func (m *metrics) region(name string) regionMetrics {
 	defer m.mu.Unlock()
 	r, ok := m.regions[name]
 	if !ok {
-		r = regionMetrics{highWater: m.highWater.WithLabelValues(name), entries: m.entries.WithLabelValues(name)}
+		r = regionMetrics{highWater: m.highWater.WithLabelValues(name), entries: m.entries.WithLabelValues(name),
+			lagN: m.lagN.WithLabelValues(name), lagS: m.lagS.WithLabelValues(name)}
 		m.regions[name] = r
 	}
 	return r
@@ -82,4 +99,22 @@ func (m *metrics) applied(region string, seq uint64, n int) {
 	r := m.region(region)
 	r.highWater.Set(float64(seq))
 	r.entries.Add(float64(n))
+}
+
+// lag sets the region's merge lag: the source's last seq less the high-water mark, and the age of
+// the oldest unmerged entry in nanoseconds (0 when caught up).
+func (m *metrics) lag(region string, last, hw uint64, age int64) {
+	if m == nil {
+		return
+	}
+	r := m.region(region)
+	n := uint64(0)
+	if last > hw {
+		n = last - hw
+	}
+	if n == 0 {
+		age = 0
+	}
+	r.lagN.Set(float64(n))
+	r.lagS.Set(max(float64(age)/1e9, 0))
 }

@@ -22,9 +22,18 @@ import (
 //	high-water v1  seq (u64)
 //	total      v1  debits, credits, debits pending, credits pending (int64 each), entries (u64)
 const (
-	prefixHighWater = "w/"
-	prefixRegion    = "r/"
-	prefixAccount   = "c/"
+	prefixHighWater  = "w/"
+	prefixRegion     = "r/"
+	prefixAccount    = "c/"
+	prefixDetail     = "e/"  // e/<len><region><seq BE u64> → detail record
+	prefixByWindow   = "x/w" // x/w<window BE u32><tail> → empty
+	prefixByDate     = "x/d" // x/d<date BE u32><len><acquirer><tail> → empty
+	prefixByRRN      = "x/r" // x/r<len><rrn><tail> → empty
+	prefixGL         = "g/"  // g/<window BE u32><len><acquirer><len><region><len><merchant><account BE u64><currency BE u16> → total
+	prefixClearing   = "k/"  // k/<window BE u32><len><acquirer><len><merchant><currency BE u16><flow u8> → total (Debits = gross, Entries = count)
+	prefixWindow     = "n/"  // n/<window BE u32> → window record
+	prefixSettlement = "s/"  // s/<window BE u32> → settlement record
+	prefixHeadGL     = "h/"  // h/<len><head account><currency BE u16> → total
 )
 
 const (

@@ -3,8 +3,48 @@ package head
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"testing"
+
+	"github.com/junction-switch/junction/ledger"
 )
+
+func sampleTransfer() ledger.Transfer {
+	return ledger.Transfer{Seq: 9, TxID: ledger.NewTxID([]byte("x")), Kind: ledger.KindPost, Debit: 1, Credit: 1001,
+		Amount: 300, Currency: 156, Time: 1 << 60, Terminal: "T1", Merchant: "M1", Original: 7, Expires: -1,
+		Released: 500, Acquirer: "1001", STAN: "000123", RRN: "RRN1", Window: 3, SettleDate: 20260301}
+}
+
+func TestDetailAndKeysRoundTrip(t *testing.T) {
+	want := sampleTransfer()
+	got, err := decodeDetail(appendDetail(nil, &want))
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("detail: %+v, %v; want %+v", got, err, want)
+	}
+	b := appendDetail(nil, &want)
+	b[20] ^= 1
+	if _, err := decodeDetail(b); !errors.Is(err, errCorrupt) {
+		t.Fatalf("flipped bit: %v, want errCorrupt", err)
+	}
+	k := appendTail(dateIndexPrefix(20260301, "1001", true), "beijing", 42)
+	if r, seq, err := tailOf(k, len(prefixByDate)); err != nil || r != "beijing" || seq != 42 {
+		t.Fatalf("tailOf: %q %d %v", r, seq, err)
+	}
+	l, err := parseGLKey(glKey(3, "1001", "beijing", "M1", 1001, 156))
+	if err != nil || l.Window != 3 || l.Institution != "1001" || l.Region != "beijing" || l.Merchant != "M1" ||
+		l.Account != 1001 || l.Currency != 156 {
+		t.Fatalf("parseGLKey: %+v, %v", l, err)
+	}
+	acq, m, cur, f, err := parseClearingKey(clearingKey(3, "1001", "", 156, flowDepositReversal))
+	if err != nil || acq != "1001" || m != "" || cur != 156 || f != flowDepositReversal {
+		t.Fatalf("parseClearingKey: %s %s %d %v %v", acq, m, cur, f, err)
+	}
+	w := Window{Number: 2, Date: 20260301, State: StateClosing, Points: []Point{{Region: "a", Reported: true, Last: 9}}}
+	var w2 Window
+	if err := decodeJSON("window", appendJSON(nil, &w), &w2); err != nil || !reflect.DeepEqual(w, w2) {
+		t.Fatalf("window: %+v, %v", w2, err)
+	}
+}
 
 func TestRecordsRoundTrip(t *testing.T) {
 	want := Total{Currency: 156, Debits: 1, Credits: 1 << 40, DebitsPending: -3, CreditsPending: 4, Entries: 5}
@@ -35,12 +75,25 @@ func TestRecordsRoundTrip(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	f.Add(appendTotal(nil, &Total{Debits: 7, Credits: 7, Entries: 1}))
 	f.Add(appendHighWater(nil, 42))
+	tr := sampleTransfer()
+	f.Add(appendDetail(nil, &tr))
+	f.Add(appendJSON(nil, &Window{Number: 1}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if tot, err := decodeTotal(b, 1); err == nil && !bytes.Equal(appendTotal(nil, &tot), b) {
 			t.Fatalf("total %x re-encodes differently", b)
 		}
 		if seq, err := decodeHighWater(b); err == nil && !bytes.Equal(appendHighWater(nil, seq), b) {
 			t.Fatalf("high-water %x re-encodes differently", b)
+		}
+		if tr, err := decodeDetail(b); err == nil && !bytes.Equal(appendDetail(nil, &tr), b) {
+			t.Fatalf("detail %x re-encodes differently", b)
+		}
+		var w Window
+		decodeJSON("window", b, &w)
+		tailOf(b, 0)
+		parseGLKey(append([]byte(prefixGL), b...))
+		if len(b) >= 4 {
+			parseClearingKey(append([]byte(prefixClearing), b...))
 		}
 		if len(b) >= len(prefixHighWater) {
 			regionOfHighWater(append([]byte(prefixHighWater), b[len(prefixHighWater):]...))
