@@ -38,6 +38,7 @@ type Config struct {
 	RoutesFile string         `yaml:"routes_file"`
 	Ledger     LedgerSettings `yaml:"ledger"`
 	Switch     SwitchSettings `yaml:"switch"`
+	Head       HeadSettings   `yaml:"head"` // the head ledger; see head.go
 
 	path string // the file LoadConfig read, if any: routes reload from it
 }
@@ -83,6 +84,10 @@ type Channel struct {
 	// (switch.overload_code). Reversals are never limited.
 	Rate         *Rate `yaml:"rate"`
 	IdentityRate *Rate `yaml:"identity_rate"`
+	// Cutover lets the channel's peers cut the head ledger's settlement
+	// window over with a network management request (0800 with 70=201;
+	// 1804 with 24=821). Off by default: a cutover closes everyone's window.
+	Cutover bool `yaml:"cutover"`
 }
 
 // Plaintext is a channel listener without TLS, for a port behind a
@@ -231,7 +236,7 @@ func DefaultConfig() Config {
 			{Name: "kiosk", Listen: "127.0.0.1:8584", Institution: "10000002", Short: true},
 			{Name: "web", Listen: "127.0.0.1:8585", Institution: "10000003"},
 			{Name: "bank", Listen: "127.0.0.1:8586", Institution: "10000004", Dialect: "iso87binary",
-				Framing: Framing{Length: "binary2", Header: 5, Mirror: "tpdu", TPDU: "6000010000"}},
+				Framing: Framing{Length: "binary2", Header: 5, Mirror: "tpdu", TPDU: "6000010000"}, Cutover: true},
 			{Name: "hotline", Listen: "127.0.0.1:8587", Institution: "10000005"},
 			{Name: "bank93", Listen: "127.0.0.1:8588", Institution: "10000006", Dialect: "iso93ascii",
 				Framing: Framing{Length: "ascii4"}},
@@ -256,6 +261,21 @@ func DefaultConfig() Config {
 			Breaker: BreakerSettings{Failures: 5, Cooldown: 5 * time.Second},
 			SAF:     SAFSettings{BackoffMin: time.Second, BackoffMax: 5 * time.Minute},
 			StandIn: &StandInSettings{Currency: DemoCurrency, MaxAmount: "500.00", DailyAmount: "1000.00", DailyCount: 5},
+		},
+		Head: HeadSettings{
+			Pull: 200 * time.Millisecond, Batch: 1024, Cutover: []string{"23:00"},
+			Institutions: []InstitutionInfo{
+				{ID: "10000001", Name: "POS acquirer", Account: "6222000010000001"},
+				{ID: "10000002", Name: "Kiosk operator", Account: "6222000010000002"},
+				{ID: "10000003", Name: "Web gateway", Account: "6222000010000003"},
+				{ID: "10000004", Name: "Partner bank", Account: "6222000010000004"},
+				{ID: "10000005", Name: "Telephone hotline", Account: "6222000010000005"},
+				{ID: "10000006", Name: "Partner bank (ISO 8583:1993)", Account: "6222000010000006"},
+			},
+			Fees: FeeSettings{
+				Default: FeeRule{Rate: "0.0038", Fixed: map[string]string{"payment": "0.50"}},
+			},
+			Recon: ReconSettings{Tolerance: "0.00", DateTolerance: 1, Partners: []PartnerConfig{{Org: "SDDL", Acquirer: "10000004"}}},
 		},
 	}
 }
@@ -394,6 +414,7 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateFlow()...)
+	errs = append(errs, c.validateHead()...)
 	return errors.Join(errs...)
 }
 

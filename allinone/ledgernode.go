@@ -2,6 +2,7 @@ package allinone
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,10 +10,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/junction-switch/junction/codec"
 	"github.com/junction-switch/junction/front"
 	"github.com/junction-switch/junction/ledger"
+	"github.com/junction-switch/junction/ledger/remote"
 	"github.com/junction-switch/junction/pki"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -34,6 +37,7 @@ type LedgerNode struct {
 	addr     net.Addr
 	http     *http.Server
 	httpAddr net.Addr
+	journal  *http.Server // the head's journal service (ledger/remote), when remote.journal is set
 	created  []string
 
 	stopWatch context.CancelFunc
@@ -148,8 +152,13 @@ func StartLedger(cfg Config, region string, log *slog.Logger) (n *LedgerNode, er
 	if err != nil {
 		return nil, err
 	}
+	if r.Remote.Journal != "" {
+		if err := n.serveJournal(r.Remote.Journal); err != nil {
+			return nil, err
+		}
+	}
 	n.ready.Store(true)
-	log.Info("ledger shard up", "listen", n.addr.String(), "dialect", rw.Dialect.Name())
+	log.Info("ledger shard up", "listen", n.addr.String(), "dialect", rw.Dialect.Name(), "journal", r.Remote.Journal)
 	return n, nil
 }
 
@@ -184,6 +193,32 @@ func (h *ledgerHandler) Reject(p *front.Peer, req *codec.Message, cause error, r
 	return answer(req, resp, rc)
 }
 
+// serveJournal serves the shard's journal, cutovers and adjustments to the
+// head ledger on addr over HTTPS with mutual TLS: the certificates the
+// links' listener uses, and only the switch's client certificate.
+func (n *LedgerNode) serveJournal(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("journal service: %w", err)
+	}
+	cfg := n.tls.Config().Clone()
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	cfg.NextProtos = []string{"h2", "http/1.1"}
+	n.journal = &http.Server{
+		Handler:           remote.NewHandler(n.shard, remote.Options{Logger: n.log, ClientCNs: []string{SwitchIdentity}}),
+		TLSConfig:         cfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := n.journal.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("journal service stopped", "err", err)
+		}
+	}()
+	n.log.Info("journal service up", "listen", ln.Addr().String())
+	return nil
+}
+
 func answer(req, resp *codec.Message, rc string) bool {
 	return resp.InitResponse(req) == nil && resp.SetString(39, rc) == nil
 }
@@ -210,6 +245,11 @@ func (n *LedgerNode) stop(ctx context.Context) error {
 	if n.front != nil {
 		if err := n.front.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("drain: %w", err))
+		}
+	}
+	if n.journal != nil {
+		if err := n.journal.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("journal service: %w", err))
 		}
 	}
 	if n.shard != nil {

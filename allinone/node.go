@@ -45,6 +45,7 @@ type Node struct {
 
 	ready atomic.Bool
 	sw    *switching.Switch
+	head  *headNode // the head ledger (headnode.go)
 
 	routesMu     sync.Mutex // one reload at a time
 	routesDigest [32]byte   // of the rules file content last judged
@@ -175,6 +176,10 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 		return nil, err
 	}
 
+	if err := n.startHead(); err != nil {
+		return nil, fmt.Errorf("head ledger: %w", err)
+	}
+
 	n.front = front.NewServer(front.Options{Handler: n.sw, Logger: log, Registerer: n.registry})
 	var watch context.Context
 	watch, n.stopWatch = context.WithCancel(context.Background())
@@ -189,6 +194,12 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 			MaxConnsPerIdentity: cfg.Limits.MaxConnsPerIdentity,
 			HandshakeTimeout:    cfg.Limits.HandshakeTimeout, IdleTimeout: cfg.Limits.IdleTimeout,
 			FrameTimeout: cfg.Limits.FrameTimeout, WriteTimeout: cfg.Limits.WriteTimeout,
+		}
+		if ch.Cutover {
+			fc.Cutover = func(ctx context.Context, p *front.Peer) error {
+				_, err := n.head.cutover(ctx, 0)
+				return err
+			}
 		}
 		if p := ch.Plaintext; p != nil {
 			fc.Plaintext, fc.PlainIdentity = true, p.Identity
@@ -232,6 +243,7 @@ func (n *Node) serveHTTP() (err error) {
 		})
 		mux.HandleFunc("GET /admin/destinations", n.adminDestinations)
 		mux.HandleFunc("GET /admin/saf", n.adminSAF)
+		n.headRoutes(mux)
 	})
 	return err
 }
@@ -339,6 +351,12 @@ func (n *Node) stop(ctx context.Context) error {
 	for _, r := range n.remotes {
 		if err := r.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("region %s: links: %w", r.name, err))
+		}
+	}
+	if n.head != nil {
+		// Before the shards it pulls from.
+		if err := n.head.close(); err != nil {
+			errs = append(errs, fmt.Errorf("head ledger: %w", err))
 		}
 	}
 	for name, s := range n.shards {

@@ -29,6 +29,12 @@ type Remote struct {
 	Echo        time.Duration `yaml:"echo"`    // heartbeat after this long without traffic; default 10s
 	SignOn      *bool         `yaml:"sign_on"` // sign on before traffic; default true (the shard requires it)
 	Timeout     time.Duration `yaml:"timeout"` // one exchange or heartbeat; default switch.timeout
+	// Journal is where the shard process serves its journal, cutovers and
+	// reconciliation adjustments to the head ledger (HTTPS, mutual TLS,
+	// only the switch's certificate), and where the head connects. Without
+	// it the head cannot merge the region: it is left out of the general
+	// ledger and of what a window waits for before it closes.
+	Journal string `yaml:"journal"`
 }
 
 // SwitchIdentity is the common name of the client certificate the switch
@@ -86,6 +92,13 @@ func (c Config) remoteWire(r *Remote, set map[string]*codec.Dialect, prefix stri
 			} else if port == "0" || port == "" {
 				bad(fmt.Sprintf("endpoints[%d]", j), "%s names no port", ep)
 			}
+		}
+	}
+	if r.Journal != "" {
+		if _, port, err := net.SplitHostPort(r.Journal); err != nil {
+			bad("journal", "%v", err)
+		} else if port == "0" || port == "" {
+			bad("journal", "%s names no port: the head could not find it", r.Journal)
 		}
 	}
 	switch {

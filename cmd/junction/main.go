@@ -19,6 +19,8 @@ commands:
   up              run the all-in-one switch: channels, switch, regional ledger shards, HTTP
   ledger          run one regional ledger shard as its own process, behind the switch's links
   ledger verify   check the books of every stopped shard under a data directory
+  head            the head ledger in a running switch: windows and cutover, general ledger,
+                  settlement, reconciliation and batch debit files
   send            send one transaction to a channel over mutual TLS and print the answer
   bench           drive a running switch with load and report throughput, latency and an audit
   route explain   route one request through the rules and say why each rule did or did not decide
@@ -51,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return up(rest, stdout, stderr)
 	case "ledger":
 		return ledgerCmd(rest, stdout, stderr)
+	case "head":
+		return headCmd(rest, stdout, stderr)
 	case "send":
 		return send(rest, stdout, stderr)
 	case "route":

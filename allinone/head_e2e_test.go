@@ -1,0 +1,244 @@
+package allinone_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/junction-switch/junction/codec"
+	"github.com/junction-switch/junction/front"
+	"github.com/junction-switch/junction/ledger"
+	"github.com/junction-switch/junction/ledger/recon"
+)
+
+// post sends body to url and decodes the JSON answer into out; it fails the test on any status
+// but want.
+func post(t *testing.T, url string, body []byte, want int, out any) string {
+	t.Helper()
+	resp, err := http.Post(url, "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("POST %s: %s: %s", url, resp.Status, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("POST %s: %v: %s", url, err, b)
+		}
+	}
+	return string(b)
+}
+
+func getJSON(t *testing.T, url string, out any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(get(t, url)), out); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+type headStatus struct {
+	Windows []struct {
+		Number uint32 `json:"number"`
+		Date   uint32 `json:"date"`
+		State  string `json:"state"`
+	} `json:"windows"`
+	Regions []struct {
+		Name      string `json:"name"`
+		HighWater uint64 `json:"high_water"`
+		Journal   uint64 `json:"journal_last"`
+	} `json:"regions"`
+}
+
+// TestHeadLedger runs the head ledger inside the all-in-one node as an operator would: purchases
+// from two acquirers, a cutover by network management request from the bank, the window closing
+// once every region delivered, clearing with fees to the cent and the settlement file, then a
+// partner's T+1 file with every kind of break, its re-ingest, and a batch debit file.
+func TestHeadLedger(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.Head.Pull = 10 * time.Millisecond
+	cfg.Head.Cutover = nil // no schedule: this test cuts over itself
+	n := start(t, cfg)
+	base := "http://" + n.HTTPAddr().String()
+	pos, bank := dial(t, n, cfg, "pos"), dial(t, n, cfg, "bank")
+	bankD := n.Wire("bank").Dialect
+
+	buy := func(c *front.Client, d *codec.Dialect, merchant, rrn string, amount int64) *codec.Message {
+		t.Helper()
+		tx := txn(codec.TxPurchase, richPAN, amount)
+		tx.Merchant, tx.RRN = merchant, rrn
+		resp := exchange(t, c, d, tx)
+		if rc(resp) != codec.RCApproved {
+			t.Fatalf("purchase %s: rc %s", rrn, rc(resp))
+		}
+		return resp
+	}
+	// Window 1: the POS acquirer's shop sells 100.00 + 200.00 + 0.50; the partner bank's shop
+	// sells four times. Every answer names the settlement date (field 15).
+	var stans = map[string]string{}
+	for i, amount := range []int64{10000, 20000, 50} {
+		resp := buy(pos, n.Dialect(), "SHOP-A", fmt.Sprintf("63300000010%d", i), amount)
+		if len(resp.Get(15)) != 4 {
+			t.Fatalf("field 15 %q", resp.Get(15))
+		}
+	}
+	for rrn, amount := range map[string]int64{"633000000201": 15000, "633000000202": 2000, "633000000204": 1200, "633000000205": 300} {
+		resp := buy(bank, bankD, "BANK-SHOP", rrn, amount)
+		stans[rrn] = string(resp.Get(11))
+	}
+	before := balance(t, n, "beijing", richPAN)
+
+	// The bank cuts the window over: 0800 with 70=201.
+	req, resp := codec.NewMessage(bankD), codec.NewMessage(bankD)
+	must(t, req.SetMTI([4]byte{'0', '8', '0', '0'}))
+	must(t, req.SetString(7, "1125120000"))
+	must(t, req.SetString(11, "000901"))
+	must(t, req.SetString(70, "201"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	must(t, bank.Exchange(ctx, req, resp))
+	if rc(resp) != "00" {
+		t.Fatalf("cutover answered %s", rc(resp))
+	}
+	eventually(t, "window 1 closes", func() bool {
+		var s headStatus
+		getJSON(t, base+"/admin/head/status", &s)
+		return len(s.Windows) == 2 && s.Windows[0].State == "closed" && s.Windows[1].State == "open"
+	})
+	// A purchase now is booked in window 2.
+	buy(pos, n.Dialect(), "SHOP-A", "633000000999", 700)
+
+	// The GL of window 1 at the institution level: every line balances, and the POS acquirer's
+	// line holds exactly its three sales on both sides (card debited, settlement credited).
+	var gl struct {
+		Lines []struct {
+			Institution string `json:"institution"`
+			Debits      string `json:"debits"`
+			Credits     string `json:"credits"`
+			Entries     uint64 `json:"entries"`
+		} `json:"lines"`
+	}
+	getJSON(t, base+"/admin/head/gl?window=1&level=institution", &gl)
+	found := false
+	for _, l := range gl.Lines {
+		if l.Debits != l.Credits {
+			t.Errorf("institution %q: debits %s, credits %s", l.Institution, l.Debits, l.Credits)
+		}
+		if l.Institution == "10000001" {
+			found = true
+			if l.Debits != "300.50 CNY" || l.Entries != 6 {
+				t.Errorf("POS acquirer in window 1: %+v", l)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no line for the POS acquirer: %+v", gl.Lines)
+	}
+
+	// Clearing: 0.38 % of 300.50 is 1.1419, rounded half away from zero to 1.14; of 185.00 it
+	// is 0.703 → 0.70.
+	var set struct {
+		Institutions []struct {
+			ID   string
+			Fees int64
+			Net  int64
+		}
+		Files []string
+		Dir   string
+	}
+	post(t, base+"/admin/head/settle?window=1", nil, http.StatusOK, &set)
+	nets := map[string][2]int64{}
+	for _, p := range set.Institutions {
+		nets[p.ID] = [2]int64{p.Fees, p.Net}
+	}
+	if got := nets["10000001"]; got != [2]int64{114, 30050 - 114} {
+		t.Errorf("POS acquirer: fees and net %v, want [114 29936]", got)
+	}
+	if got := nets["10000004"]; got != [2]int64{70, 18500 - 70} {
+		t.Errorf("partner bank: fees and net %v, want [70 18430]", got)
+	}
+	if len(set.Files) == 0 {
+		t.Fatal("no settlement files")
+	}
+	file, err := os.ReadFile(filepath.Join(set.Dir, set.Files[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(file), "10000001") || !strings.Contains(string(file), "299.36") {
+		t.Errorf("settlement file %s lacks the POS acquirer's 299.36:\n%s", set.Files[0], file)
+	}
+	post(t, base+"/admin/head/settle?window=2", nil, http.StatusUnprocessableEntity, nil) // still open
+
+	// T+1: the partner bank's file (SDDL → acquirer 10000004) for today. 202 differs by 6.00,
+	// 203 only the partner has (7.00 debited), 204 only we have (12.00), 205 is refunded by the
+	// partner but not by us (3.00), 201 matches.
+	today := time.Now().UTC()
+	date := uint32(today.Year()*10000 + int(today.Month())*100 + today.Day())
+	name := recon.Name{Org: "SDDL", Iface: recon.IfaceRecon, Unit: "37101", Date: date}
+	rec := func(rrn, stan string, amount int64, dir recon.Direction) recon.Record {
+		return recon.Record{Date: date, Time: "101500", STAN: stan, RRN: rrn, Account: richPAN, Amount: amount,
+			Currency: 156, Direction: dir}
+	}
+	var dz bytes.Buffer
+	must(t, recon.WriteReconFile(&dz, recon.CSV, name, []recon.Record{
+		rec("633000000201", stans["633000000201"], 15000, recon.Debited),
+		rec("633000000202", stans["633000000202"], 2600, recon.Debited),
+		rec("633000000203", "", 700, recon.Debited),
+		rec("633000000205", stans["633000000205"], 300, recon.Debited),
+		rec("633000000205", "", 300, recon.Refunded),
+	}))
+	var out struct {
+		Replayed bool         `json:"replayed"`
+		Report   recon.Report `json:"report"`
+	}
+	post(t, base+"/admin/head/recon?name="+name.String(), dz.Bytes(), http.StatusOK, &out)
+	for class, want := range map[recon.Class]int{recon.Matched: 2, recon.Mismatch: 1, recon.PartnerOnly: 2, recon.LedgerOnly: 1} {
+		if got := out.Report.Count(class); got != want {
+			t.Errorf("%s: %d, want %d (%+v)", class, got, want, out.Report.Totals)
+		}
+	}
+	// −6.00 −7.00 +12.00 +3.00 on the card: +2.00.
+	if got := balance(t, n, "beijing", richPAN) - before + 700; got != 200 {
+		t.Errorf("the card moved by %d through reconciliation, want +200", got)
+	}
+	if strings.Contains(fmt.Sprint(out.Report), richPAN) {
+		t.Error("the report carries a full PAN")
+	}
+	again := balance(t, n, "beijing", richPAN)
+	post(t, base+"/admin/head/recon?name="+name.String(), dz.Bytes(), http.StatusOK, &out)
+	if !out.Replayed || balance(t, n, "beijing", richPAN) != again {
+		t.Errorf("re-ingest: replayed %v, balance %d → %d", out.Replayed, again, balance(t, n, "beijing", richPAN))
+	}
+	post(t, base+"/admin/head/recon?name=../"+name.String(), dz.Bytes(), http.StatusUnprocessableEntity, nil)
+	post(t, base+"/admin/head/recon?name="+name.String(), append(dz.Bytes()[:dz.Len()-1], '9'), http.StatusUnprocessableEntity, nil)
+
+	// A batch debit for the Beijing water company: one good line, one malformed.
+	bname := recon.Name{Org: "SDDL", Iface: recon.IfaceBatchDebit, Unit: "37101", Date: date}
+	var dk bytes.Buffer
+	must(t, recon.WriteBatchFile(&dk, recon.CSV, bname, "BJ-WATER", 156, []recon.BatchLine{
+		{Seq: "1", Account: "01062345678", Amount: "10.00", Reference: "WATER-2026-11"},
+		{Seq: "2", Account: "01062345678", Amount: "1.2.3", Reference: "WATER-2026-11"},
+	}))
+	post(t, base+"/admin/head/batch?name="+bname.String(), dk.Bytes(), http.StatusOK, &out)
+	codes := []ledger.Code{}
+	for _, l := range out.Report.Lines {
+		codes = append(codes, l.Code)
+	}
+	if fmt.Sprint(codes) != "[00 30]" {
+		t.Errorf("batch debit codes %v, want [00 30]", codes)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "files", "out", bname.WithIface(recon.IfaceBatchResponse).String())); err != nil {
+		t.Errorf("response file: %v", err)
+	}
+}

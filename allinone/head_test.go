@@ -1,0 +1,43 @@
+package allinone
+
+import (
+	"testing"
+	"time"
+)
+
+func TestCutoverSchedule(t *testing.T) {
+	h := HeadSettings{Cutover: []string{"06:00", "23:30"}}
+	times, err := h.cutoverTimes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, c := range []struct {
+		opened, now string
+		due         bool
+	}{
+		{"2026-11-25T06:00:01Z", "2026-11-25T23:29:59Z", false}, // between two cutovers
+		{"2026-11-25T06:00:01Z", "2026-11-25T23:30:00Z", true},  // on the dot
+		{"2026-11-24T23:30:05Z", "2026-11-25T05:00:00Z", false}, // after midnight, before 06:00
+		{"2026-11-24T12:00:00Z", "2026-11-25T05:00:00Z", true},  // yesterday's 23:30 was missed
+		{"2026-11-20T12:00:00Z", "2026-11-25T07:00:00Z", true},  // down for days: one cutover, not five
+	} {
+		if got := cutoverDue(times, at(c.opened), at(c.now)); got != c.due {
+			t.Errorf("opened %s, now %s: due %v, want %v", c.opened, c.now, got, c.due)
+		}
+	}
+	if cutoverDue(nil, time.Time{}, time.Now()) {
+		t.Error("no schedule, yet a cutover is due")
+	}
+	for _, bad := range []string{"24:00", "6:00", "06:60", "noon"} {
+		if _, err := (HeadSettings{Cutover: []string{bad}}).cutoverTimes(); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,317 @@
+package allinone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/junction-switch/junction/front"
+	"github.com/junction-switch/junction/ledger"
+	"github.com/junction-switch/junction/ledger/head"
+	"github.com/junction-switch/junction/ledger/recon"
+	"github.com/junction-switch/junction/ledger/remote"
+	"github.com/junction-switch/junction/pki"
+	"github.com/junction-switch/junction/routing"
+)
+
+// headNode is the head ledger inside `junction up`: the head itself under
+// DataDir/head, the sources it merges (the in-process shards, and the
+// remote ones whose journal service is configured), and the loop that
+// pulls them, resumes cutovers that still wait for a shard, and runs the
+// scheduled cutovers.
+type headNode struct {
+	log      *slog.Logger
+	h        *head.Head
+	srcs     []head.Source
+	remotes  map[string]*remote.Client
+	shards   map[string]*ledger.Shard
+	routes   func() *routing.Table
+	channels []string
+	times    []int
+	pull     time.Duration
+	batch    int
+	clearing head.Clearing
+	recon    recon.Config
+	inbox    string // where files posted to the admin API are kept before they are ingested
+
+	files sync.Mutex // one file ingest at a time
+	poke  chan struct{}
+	stop  context.CancelFunc
+	done  chan struct{}
+}
+
+// startHead opens the head ledger and starts its loop.
+func (n *Node) startHead() error {
+	cfg := n.cfg
+	hs := cfg.Head
+	times, _ := hs.cutoverTimes() // validated
+	hn := &headNode{
+		log: n.log.With("component", "head"), shards: n.shards, remotes: map[string]*remote.Client{},
+		routes: func() *routing.Table { return n.sw.Routes() }, times: times,
+		pull: cmpDuration(hs.Pull, 200*time.Millisecond), batch: hs.Batch,
+		poke: make(chan struct{}, 1), done: make(chan struct{}),
+		inbox: filepath.Join(cfg.DataDir, "files", "in"),
+	}
+	for _, ch := range cfg.Channels {
+		hn.channels = append(hn.channels, ch.Name)
+	}
+	var regions []string
+	for _, r := range cfg.Regions {
+		switch {
+		case n.shards[r.Name] != nil:
+			hn.srcs = append(hn.srcs, head.Local(n.shards[r.Name]))
+		case r.Remote != nil && r.Remote.Journal != "":
+			c, err := n.journalClient(r)
+			if err != nil {
+				return fmt.Errorf("region %s: journal service: %w", r.Name, err)
+			}
+			hn.remotes[r.Name] = c
+			hn.srcs = append(hn.srcs, c)
+		default:
+			n.log.Warn("head ledger: region has no journal service (regions[].remote.journal); it is left out of the general ledger and of window closing",
+				"region", r.Name)
+			continue
+		}
+		regions = append(regions, r.Name)
+	}
+	var err error
+	hn.h, err = head.Open(head.Options{
+		Dir: filepath.Join(cfg.DataDir, "head"), Logger: n.log, Registerer: n.registry, Regions: regions,
+	})
+	if err != nil {
+		return err
+	}
+	n.head = hn
+	if hn.clearing, err = hs.clearing(filepath.Join(cfg.DataDir, "settlement")); err != nil {
+		return err // validated: not reached
+	}
+	tol := decimal.Zero
+	if hs.Recon.Tolerance != "" {
+		tol, _ = decimal.NewFromString(hs.Recon.Tolerance) // validated
+	}
+	partners := map[string]string{}
+	for _, p := range hs.Recon.Partners {
+		partners[p.Org] = p.Acquirer
+	}
+	hn.recon = recon.Config{
+		Head: hn.h, Books: hn, Partners: partners,
+		// Reconciliation amounts are in the platform's currency; the
+		// tolerance is given in its major units.
+		AmountTolerance: tol.Shift(2).IntPart(), DateTolerance: hs.Recon.DateTolerance,
+		Registry: filepath.Join(cfg.DataDir, "files", "registry"), Output: filepath.Join(cfg.DataDir, "files", "out"),
+		Logger: n.log,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	hn.stop = cancel
+	go hn.run(ctx)
+	return nil
+}
+
+func cmpDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// journalClient is the head's client of a remote region's journal service:
+// mutual TLS with the switch's client certificate.
+func (n *Node) journalClient(r Region) (*remote.Client, error) {
+	cert, key := pki.ClientFiles(n.cfg.PKIDir, SwitchIdentity)
+	tlsCfg, err := front.ClientTLS(front.TLSFiles{Cert: cert, Key: key, CA: pki.CAFile(n.cfg.PKIDir)}, "localhost")
+	if err != nil {
+		return nil, err
+	}
+	return remote.New("https://"+r.Remote.Journal, tlsCfg, r.Name)
+}
+
+// clearing is the settings as head.Clearing, its files written to out.
+func (hs HeadSettings) clearing(out string) (head.Clearing, error) {
+	c := head.Clearing{Out: out, Fees: head.Fees{Merchants: map[string]head.Fee{}}}
+	for _, in := range hs.Institutions {
+		c.Institutions = append(c.Institutions, head.Institution{ID: in.ID, Name: in.Name, Account: in.Account})
+	}
+	var err error
+	if c.Fees.Default.Rate, c.Fees.Default.Fixed, err = hs.Fees.Default.parse("head.fees.default"); err != nil {
+		return c, err
+	}
+	for m, r := range hs.Fees.Merchants {
+		var f head.Fee
+		if f.Rate, f.Fixed, err = r.parse("head.fees.merchants." + m); err != nil {
+			return c, err
+		}
+		c.Fees.Merchants[m] = f
+	}
+	return c, nil
+}
+
+// run pulls every source until caught up, then waits for the pull
+// interval or a poke; each round it also resumes cutovers still waiting for
+// a shard's point and runs a scheduled cutover that is due.
+func (hn *headNode) run(ctx context.Context) {
+	defer close(hn.done)
+	failing := map[string]bool{} // sources whose last pull failed: logged once until they recover
+	for {
+		for _, src := range hn.srcs {
+			_, err := hn.h.Pull(ctx, src, hn.batch)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil && !failing[src.Region()]:
+				hn.log.Error("merge failed; retrying", "region", src.Region(), "err", err)
+				failing[src.Region()] = true
+			case err == nil && failing[src.Region()]:
+				hn.log.Info("merge recovered", "region", src.Region())
+				failing[src.Region()] = false
+			}
+		}
+		if err := hn.h.Resume(ctx, hn.srcs); err != nil && ctx.Err() == nil {
+			hn.log.Warn("cutover still waits for a shard", "err", err)
+		}
+		hn.scheduled(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-hn.poke:
+		case <-time.After(hn.pull):
+		}
+	}
+}
+
+// scheduled runs the cutover the schedule says is due, if any.
+func (hn *headNode) scheduled(ctx context.Context) {
+	if len(hn.times) == 0 {
+		return
+	}
+	open, err := hn.openWindow()
+	if err != nil {
+		hn.log.Error("scheduled cutover: read windows", "err", err)
+		return
+	}
+	if !cutoverDue(hn.times, time.Unix(0, open.Opened), time.Now()) {
+		return
+	}
+	w, err := hn.h.Cutover(ctx, 0, hn.srcs)
+	if err != nil {
+		hn.log.Error("scheduled cutover failed", "window", open.Number, "err", err)
+		return
+	}
+	hn.log.Info("scheduled cutover", "closing", w.Number, "date", w.Date)
+}
+
+// openWindow is the window open now.
+func (hn *headNode) openWindow() (head.Window, error) {
+	ws, err := hn.h.Windows()
+	if err != nil {
+		return head.Window{}, err
+	}
+	for i := len(ws) - 1; i >= 0; i-- {
+		if ws[i].State == head.StateOpen {
+			return ws[i], nil
+		}
+	}
+	return head.Window{}, errors.New("head: no open window")
+}
+
+// cutover closes the open window now (date 0: the head picks it) and has
+// the loop tell the shards; a network management request runs it.
+func (hn *headNode) cutover(ctx context.Context, date uint32) (head.Window, error) {
+	w, err := hn.h.Cutover(ctx, date, nil)
+	if err == nil {
+		hn.log.Info("cutover", "closing", w.Number, "date", w.Date)
+		select {
+		case hn.poke <- struct{}{}:
+		default:
+		}
+	}
+	return w, err
+}
+
+// close stops the loop and closes the head and the journal clients.
+func (hn *headNode) close() error {
+	if hn.stop != nil {
+		hn.stop()
+		<-hn.done
+	}
+	for _, c := range hn.remotes {
+		c.Close()
+	}
+	return hn.h.Close()
+}
+
+// Locate is the region a card or an account number belongs to: where the
+// switch's rules route it.
+func (hn *headNode) Locate(ref string) (string, error) {
+	t := hn.routes()
+	try := func(in *routing.Input) (string, bool) {
+		d := t.Decide(in)
+		if d.Destination != "" && (hn.shards[d.Destination] != nil || hn.remotes[d.Destination] != nil) {
+			return d.Destination, true
+		}
+		return "", false
+	}
+	if r, ok := try(&routing.Input{MTI: [4]byte{'0', '2', '0', '0'}, PCode: []byte("000000"), PAN: []byte(ref)}); ok {
+		return r, nil
+	}
+	for _, ch := range hn.channels {
+		if r, ok := try(&routing.Input{Channel: ch, MTI: [4]byte{'0', '2', '0', '0'}, PCode: []byte("500000"), Account: []byte(ref)}); ok {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("no region's rules route %s", recon.Mask(ref))
+}
+
+// Adjust books a reconciliation adjustment in region's shard.
+func (hn *headNode) Adjust(ctx context.Context, region string, a ledger.Adjustment) (ledger.Result, error) {
+	if s := hn.shards[region]; s != nil {
+		return s.Adjust(ctx, a)
+	}
+	if c := hn.remotes[region]; c != nil {
+		return c.Adjust(ctx, a)
+	}
+	return ledger.Result{}, fmt.Errorf("region %q: no shard in this process and no journal service", region)
+}
+
+// Do runs a request (a batch debit's payment) in region's shard.
+func (hn *headNode) Do(ctx context.Context, region string, r *ledger.Request) (ledger.Result, error) {
+	if s := hn.shards[region]; s != nil {
+		return s.Do(ctx, r)
+	}
+	if c := hn.remotes[region]; c != nil {
+		return c.Do(ctx, r)
+	}
+	return ledger.Result{}, fmt.Errorf("region %q: no shard in this process and no journal service", region)
+}
+
+// ingest keeps a file posted to the admin API under the inbox and runs it:
+// reconciliation (recon true) or batch debit. The name is checked before
+// anything is written, so it cannot point outside the inbox.
+func (hn *headNode) ingest(ctx context.Context, name string, body []byte, isRecon bool) (recon.Report, error) {
+	if _, err := recon.ParseName(name); err != nil || filepath.Base(name) != name {
+		return recon.Report{}, fmt.Errorf("file name %q: %v", name, err)
+	}
+	hn.files.Lock()
+	defer hn.files.Unlock()
+	if err := os.MkdirAll(hn.inbox, 0o750); err != nil {
+		return recon.Report{}, err
+	}
+	path := filepath.Join(hn.inbox, name)
+	tmp := path + ".part"
+	if err := os.WriteFile(tmp, body, 0o640); err != nil {
+		return recon.Report{}, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return recon.Report{}, err
+	}
+	if isRecon {
+		return recon.Reconcile(ctx, path, hn.recon)
+	}
+	return recon.BatchDebit(ctx, path, hn.recon)
+}
