@@ -40,6 +40,10 @@ type Config struct {
 	Switch     SwitchSettings `yaml:"switch"`
 	Head       HeadSettings   `yaml:"head"` // the head ledger; see head.go
 
+	// Clock is the clock of the ledger shards and the head ledger; nil is time.Now. Not
+	// configurable from a file: tests set it to book on another day.
+	Clock func() time.Time `yaml:"-"`
+
 	path string // the file LoadConfig read, if any: routes reload from it
 }
 
@@ -275,7 +279,7 @@ func DefaultConfig() Config {
 			Fees: FeeSettings{
 				Default: FeeRule{Rate: "0.0038", Fixed: map[string]string{"payment": "0.50"}},
 			},
-			Recon: ReconSettings{Tolerance: "0.00", DateTolerance: 1, Partners: []PartnerConfig{{Org: "SDDL", Acquirer: "10000004"}}},
+			Recon: ReconSettings{Tolerance: "0.00", DateTolerance: 0, Partners: []PartnerConfig{{Org: "SDDL", Acquirer: "10000004"}}},
 		},
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,6 +70,10 @@ func TestHeadLedger(t *testing.T) {
 	cfg := testConfig(dir)
 	cfg.Head.Pull = 10 * time.Millisecond
 	cfg.Head.Cutover = nil // no schedule: this test cuts over itself
+	// The shards and the head book on 20 November until the test moves the clock on.
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).UnixNano())
+	cfg.Clock = func() time.Time { return time.Unix(0, clock.Add(int64(time.Millisecond))).UTC() }
 	n := start(t, cfg)
 	base := "http://" + n.HTTPAddr().String()
 	pos, bank := dial(t, n, cfg, "pos"), dial(t, n, cfg, "bank")
@@ -180,11 +185,10 @@ func TestHeadLedger(t *testing.T) {
 	}
 	post(t, base+"/admin/head/settle?window=2", nil, http.StatusUnprocessableEntity, nil) // still open
 
-	// T+1: the partner bank's file (SDDL → acquirer 10000004) for today. 202 differs by 6.00,
-	// 203 only the partner has (7.00 debited), 204 only we have (12.00), 205 is refunded by the
-	// partner but not by us (3.00), 201 matches.
-	today := time.Now().UTC()
-	date := uint32(today.Year()*10000 + int(today.Month())*100 + today.Day())
+	// T+1: the partner bank's file (SDDL → acquirer 10000004) for 20 November. 202 differs by
+	// 6.00, 203 only the partner has (7.00 debited), 204 only we have (12.00), 205 is refunded
+	// by the partner but not by us (3.00), 201 matches.
+	const date = 20261120
 	name := recon.Name{Org: "SDDL", Iface: recon.IfaceRecon, Unit: "37101", Date: date}
 	rec := func(rrn, stan string, amount int64, dir recon.Direction) recon.Record {
 		return recon.Record{Date: date, Time: "101500", STAN: stan, RRN: rrn, Account: richPAN, Amount: amount,
@@ -202,7 +206,22 @@ func TestHeadLedger(t *testing.T) {
 		Replayed bool         `json:"replayed"`
 		Report   recon.Report `json:"report"`
 	}
-	post(t, base+"/admin/head/recon?name="+name.String(), dz.Bytes(), http.StatusOK, &out)
+	// Until 20 November has ended and the head has merged what came before, the file waits.
+	if msg := post(t, base+"/admin/head/recon?name="+name.String(), dz.Bytes(), http.StatusUnprocessableEntity, nil); !strings.Contains(msg, "not complete") {
+		t.Fatalf("a file of a day not over: %s", msg)
+	}
+	clock.Store(time.Date(2026, 11, 21, 0, 0, 5, 0, time.UTC).UnixNano())
+	eventually(t, "the head has merged past 20 November", func() bool {
+		resp, err := http.Post(base+"/admin/head/recon?name="+name.String(), "", bytes.NewReader(dz.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			must(t, json.NewDecoder(resp.Body).Decode(&out))
+		}
+		return resp.StatusCode == http.StatusOK
+	})
 	for class, want := range map[recon.Class]int{recon.Matched: 2, recon.Mismatch: 1, recon.PartnerOnly: 2, recon.LedgerOnly: 1} {
 		if got := out.Report.Count(class); got != want {
 			t.Errorf("%s: %d, want %d (%+v)", class, got, want, out.Report.Totals)

@@ -2,6 +2,8 @@ package allinone
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +42,10 @@ type headNode struct {
 	clearing head.Clearing
 	recon    recon.Config
 	inbox    string // where files posted to the admin API are kept before they are ingested
+	now      func() time.Time
+	// queuedBefore reports whether the switch's store-and-forward queue holds an advice or a
+	// reversal queued before t: a booking still on its way to a shard.
+	queuedBefore func(t time.Time) (bool, error)
 
 	files sync.Mutex // one file ingest at a time
 	poke  chan struct{}
@@ -57,7 +63,10 @@ func (n *Node) startHead() error {
 		routes: func() *routing.Table { return n.sw.Routes() }, times: times,
 		pull: cmpDuration(hs.Pull, 200*time.Millisecond), batch: hs.Batch,
 		poke: make(chan struct{}, 1), done: make(chan struct{}),
-		inbox: filepath.Join(cfg.DataDir, "files", "in"),
+		inbox: filepath.Join(cfg.DataDir, "files", "in"), now: cfg.Clock, queuedBefore: n.safQueuedBefore,
+	}
+	if hn.now == nil {
+		hn.now = time.Now
 	}
 	for _, ch := range cfg.Channels {
 		hn.channels = append(hn.channels, ch.Name)
@@ -83,7 +92,7 @@ func (n *Node) startHead() error {
 	}
 	var err error
 	hn.h, err = head.Open(head.Options{
-		Dir: filepath.Join(cfg.DataDir, "head"), Logger: n.log, Registerer: n.registry, Regions: regions,
+		Dir: filepath.Join(cfg.DataDir, "head"), Logger: n.log, Registerer: n.registry, Regions: regions, Clock: cfg.Clock,
 	})
 	if err != nil {
 		return err
@@ -195,7 +204,7 @@ func (hn *headNode) scheduled(ctx context.Context) {
 		hn.log.Error("scheduled cutover: read windows", "err", err)
 		return
 	}
-	if !cutoverDue(hn.times, time.Unix(0, open.Opened), time.Now()) {
+	if !cutoverDue(hn.times, time.Unix(0, open.Opened), hn.now()) {
 		return
 	}
 	w, err := hn.h.Cutover(ctx, 0, hn.srcs)
@@ -292,17 +301,36 @@ func (hn *headNode) Do(ctx context.Context, region string, r *ledger.Request) (l
 
 // ingest keeps a file posted to the admin API under the inbox and runs it:
 // reconciliation (recon true) or batch debit. The name is checked before
-// anything is written, so it cannot point outside the inbox.
+// anything is written, so it cannot point outside the inbox; each content
+// is kept in its own directory (its SHA-256), so a second file under a name
+// never replaces the first. A reconciliation file also waits until no
+// advice or reversal queued before the end of its days is still in the
+// store-and-forward queue (recon.ErrNotReady): its booking is on the way.
 func (hn *headNode) ingest(ctx context.Context, name string, body []byte, isRecon bool) (recon.Report, error) {
-	if _, err := recon.ParseName(name); err != nil || filepath.Base(name) != name {
+	parsed, err := recon.ParseName(name)
+	if err != nil || filepath.Base(name) != name {
 		return recon.Report{}, fmt.Errorf("file name %q: %v", name, err)
+	}
+	if isRecon {
+		d := parsed.Date
+		end := time.Date(int(d/10000), time.Month(d/100%100), int(d%100), 0, 0, 0, 0, time.UTC).AddDate(0, 0, hn.recon.DateTolerance+1)
+		queued, err := hn.queuedBefore(end)
+		if err != nil {
+			return recon.Report{}, err
+		}
+		if queued {
+			return recon.Report{}, fmt.Errorf("%w: the store-and-forward queue still holds advices or reversals from before %s",
+				recon.ErrNotReady, end.Format(time.RFC3339))
+		}
 	}
 	hn.files.Lock()
 	defer hn.files.Unlock()
-	if err := os.MkdirAll(hn.inbox, 0o750); err != nil {
+	sum := sha256.Sum256(body)
+	dir := filepath.Join(hn.inbox, hex.EncodeToString(sum[:]))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return recon.Report{}, err
 	}
-	path := filepath.Join(hn.inbox, name)
+	path := filepath.Join(dir, name)
 	tmp := path + ".part"
 	if err := os.WriteFile(tmp, body, 0o640); err != nil {
 		return recon.Report{}, err
@@ -314,4 +342,19 @@ func (hn *headNode) ingest(ctx context.Context, name string, body []byte, isReco
 		return recon.Reconcile(ctx, path, hn.recon)
 	}
 	return recon.BatchDebit(ctx, path, hn.recon)
+}
+
+// safQueuedBefore reports whether any destination's store-and-forward
+// queue holds an entry queued before t.
+func (n *Node) safQueuedBefore(t time.Time) (bool, error) {
+	for _, p := range n.pools {
+		oldest, err := n.saf.PendingFirst(p.Name(), 1)
+		if err != nil {
+			return false, err
+		}
+		if len(oldest) > 0 && oldest[0].Enqueued.Before(t) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -111,6 +111,7 @@ func StartLedger(cfg Config, region string, log *slog.Logger) (n *LedgerNode, er
 		Logger:     shardLog,
 		Registerer: n.registry,
 		MaxBatch:   cfg.Ledger.MaxBatch,
+		Clock:      cfg.Clock,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("region %s: %w", region, err)

@@ -109,6 +109,7 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 			Logger:     log,
 			Registerer: n.registry,
 			MaxBatch:   cfg.Ledger.MaxBatch,
+			Clock:      cfg.Clock,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("region %s: %w", r.Name, err)

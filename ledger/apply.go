@@ -221,8 +221,7 @@ func malformed(r *Request) (Code, bool) {
 	switch {
 	case r.Op != OpBalance && r.ID.IsZero():
 		return InvalidTransaction, true // a forgotten idempotency key, never a real one
-	case len(r.Terminal) > maxAnnotation, len(r.Merchant) > maxAnnotation,
-		len(r.Acquirer) > maxAcquirer, len(r.STAN) > maxSTAN, len(r.RRN) > maxRRN:
+	case len(r.Terminal) > maxAnnotation, len(r.Merchant) > maxAnnotation, !validKeys(r.Acquirer, r.STAN, r.RRN):
 		return InvalidTransaction, true
 	case len(r.PAN) > maxPAN, len(r.From) > maxNumber, len(r.To) > maxNumber:
 		return UnknownCard, true

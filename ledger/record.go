@@ -440,6 +440,8 @@ func decodeTransfer(b []byte) (Transfer, error) {
 		(t.Kind == KindVoid || t.Kind == KindExpire) && t.Released != t.Amount,
 		!t.Kind.releases() && t.Kind != KindHold && t.Released != 0:
 		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: %s of %d releasing %d", t.Seq, t.Kind, t.Amount, t.Released))
+	case !validKeys(t.Acquirer, t.STAN, t.RRN):
+		return Transfer{}, corrupt(what, fmt.Sprintf("seq %d: acquirer, STAN or RRN with characters no ISO field carries", t.Seq))
 	}
 	return t, nil
 }

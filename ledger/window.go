@@ -162,7 +162,7 @@ func malformedAdjustment(a *Adjustment) (Code, bool) {
 	switch {
 	case a.ID.IsZero(), refs != 1, a.Account == SuspenseID:
 		return InvalidTransaction, true
-	case len(a.Merchant) > maxAnnotation, len(a.Acquirer) > maxAcquirer, len(a.STAN) > maxSTAN, len(a.RRN) > maxRRN:
+	case len(a.Merchant) > maxAnnotation, !validKeys(a.Acquirer, a.STAN, a.RRN):
 		return InvalidTransaction, true
 	case len(a.PAN) > maxPAN, len(a.Number) > maxNumber:
 		return UnknownCard, true
@@ -254,4 +254,28 @@ func (b *batch) bookAdjust(a *Adjustment, rec *txRecord) Result {
 		Acquirer: a.Acquirer, STAN: a.STAN, RRN: a.RRN})
 	rec.account, rec.amount = id, a.Amount
 	return b.approved(res, id)
+}
+
+// validKeys checks the annotations that settlement files and reconciliation key on: an acquirer
+// and a STAN of digits, an RRN of letters, digits and spaces (ISO 8583 an), each within its
+// field's length. Anything else would be a field no ISO message carries, and a character such as
+// '|' or a newline would break the files they are written to.
+func validKeys(acquirer, stan, rrn string) bool {
+	if len(acquirer) > maxAcquirer || len(stan) > maxSTAN || len(rrn) > maxRRN {
+		return false
+	}
+	for _, s := range [...]string{acquirer, stan} {
+		for i := 0; i < len(s); i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
+		}
+	}
+	for i := 0; i < len(rrn); i++ {
+		c := rrn[i]
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == ' ') {
+			return false
+		}
+	}
+	return true
 }

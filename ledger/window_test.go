@@ -322,11 +322,13 @@ func TestHostAnnotations(t *testing.T) {
 			}
 		})
 	}
-	t.Run("an overlong annotation is not booked", func(t *testing.T) {
+	t.Run("an overlong annotation or one with characters no ISO field carries is not booked", func(t *testing.T) {
 		s, _ := hostShard(t, "")
-		r := do(t, s, Request{Op: OpPurchase, ID: txid("long", 1), PAN: pan1, Amount: 1, Currency: cny, RRN: "1234567890123"})
-		if r.Code != InvalidTransaction {
-			t.Errorf("purchase with a 13-character RRN = %+v", r)
+		for i, bad := range []Request{{RRN: "1234567890123"}, {Acquirer: "1000|0001"}, {STAN: "00001A"}, {RRN: "12345\n67890"}} {
+			bad.Op, bad.ID, bad.PAN, bad.Amount, bad.Currency = OpPurchase, txid("long", i+1), pan1, 1, cny
+			if r := do(t, s, bad); r.Code != InvalidTransaction {
+				t.Errorf("purchase with %q %q %q = %+v", bad.Acquirer, bad.STAN, bad.RRN, r)
+			}
 		}
 	})
 }

@@ -112,7 +112,9 @@
 //
 // In: Apply (any transport that delivers journal pages), Pull (a Source), Cutover and Resume
 // (sources), Settle (a Clearing). Out: Totals, AccountTotals, HighWater, Entries, GL, Windows,
-// Window, HeadAccount, the Settlement and its files. Metrics, with a Registerer:
+// Window, HeadAccount, the Settlement and its files, and MergedThrough: the instant up to which
+// every region's entries are merged (when a Pull last found nothing more; kept in memory, zero
+// after an open until every region has been caught up once), which reconciliation waits on. Metrics, with a Registerer:
 // junction_head_high_water{region}, junction_head_entries_total{region},
 // junction_head_lag_entries{region} (source's last seq − high-water mark) and
 // junction_head_lag_seconds{region} (see Pull).

@@ -85,6 +85,9 @@ type Head struct {
 
 	// cut serialises Cutover and Resume as wholes, so that the sources hear of windows in order.
 	cut sync.Mutex
+
+	caughtMu sync.Mutex
+	caught   map[string]time.Time // per region: every entry committed before it is merged (MergedThrough)
 }
 
 // Open opens (or creates) the head ledger stored in o.Dir.
@@ -111,7 +114,7 @@ func Open(o Options) (*Head, error) {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	h := &Head{log: log, db: db, high: make(map[string]uint64), clock: o.Clock,
+	h := &Head{log: log, db: db, high: make(map[string]uint64), caught: make(map[string]time.Time), clock: o.Clock,
 		regions: append([]string(nil), o.Regions...), windows: make(map[uint32]*Window)}
 	if err := h.loadHighWater(); err != nil {
 		db.Close()

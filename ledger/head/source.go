@@ -3,6 +3,7 @@ package head
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/junction-switch/junction/ledger"
 )
@@ -61,11 +62,14 @@ func (h *Head) Pull(ctx context.Context, src Source, batch int) (int, error) {
 			return applied, err
 		}
 		hw := h.HighWater(region)
+		asked := h.clock()
 		page, last, err := src.Journal(ctx, hw+1, batch)
 		if err != nil {
 			return applied, fmt.Errorf("head: region %s: read journal from %d: %w", region, hw+1, err)
 		}
 		if len(page) == 0 {
+			// Read after asked and empty: whatever the shard committed before asked is merged.
+			h.caughtUp(region, asked)
 			h.metrics.lag(region, last, hw, 0)
 			return applied, nil
 		}
@@ -78,4 +82,42 @@ func (h *Head) Pull(ctx context.Context, src Source, batch int) (int, error) {
 		hw = h.HighWater(region)
 		h.metrics.lag(region, last, hw, h.clock().UnixNano()-page[len(page)-1].Time)
 	}
+}
+
+// caughtUp records that every entry region's shard committed before at is merged.
+func (h *Head) caughtUp(region string, at time.Time) {
+	h.caughtMu.Lock()
+	defer h.caughtMu.Unlock()
+	if at.After(h.caught[region]) {
+		h.caught[region] = at
+	}
+}
+
+// MergedThrough is the instant up to which the head holds every entry of every region it knows
+// (Options.Regions and every region it has merged from): for each, when the last Pull that found
+// nothing more to merge began, by the head's clock; the earliest of them. It is the zero time
+// while a region has not been caught up since the head opened. Shards date their entries by their
+// own clocks, so the instant holds as far as those agree with the head's. Reconciliation waits
+// for it to pass the end of the days a partner's file covers, so that nothing booked on them is
+// still on its way.
+func (h *Head) MergedThrough() time.Time {
+	h.mu.RLock()
+	regions := append([]string(nil), h.regions...)
+	for r := range h.high {
+		regions = append(regions, r)
+	}
+	h.mu.RUnlock()
+	h.caughtMu.Lock()
+	defer h.caughtMu.Unlock()
+	var through time.Time
+	for i, r := range regions {
+		at, ok := h.caught[r]
+		if !ok {
+			return time.Time{}
+		}
+		if i == 0 || at.Before(through) {
+			through = at
+		}
+	}
+	return through
 }

@@ -96,6 +96,13 @@
 //
 // # Matching
 //
+// A file is matched only against a complete ledger: when the head tells how far it holds every
+// shard's entries (head.Head.MergedThrough), Reconcile refuses the file with ErrNotReady, applying
+// and registering nothing, until that instant is past the end of the file's date plus the date
+// tolerance. Otherwise a booking still on its way to the head would look like one only the
+// partner has, and be booked a second time as a correction. (`junction up` also waits until its
+// store-and-forward queue holds nothing queued before then.)
+//
 // The partner mapping names the acquirer id (ISO 8583 field 32) whose entries an organisation's
 // file covers. The candidates are that acquirer's entries in the head ledger's detail
 // (head.Query by date and acquirer) dated from the file's date less the date tolerance to the

@@ -146,6 +146,10 @@ func Reconcile(ctx context.Context, path string, c Config) (Report, error) {
 	}
 	rep := Report{File: in.name.String(), SHA256: in.sum, Encoding: in.raw.enc.String(), Date: in.name.Date,
 		Acquirer: acq, Records: len(recs)}
+	if err := ready(in.name.Date, &c); err != nil {
+		log.Warn("reconciliation file not ingested yet", "err", err)
+		return Report{}, err
+	}
 
 	cands, err := candidates(in.name, acq, &c)
 	if err != nil {
@@ -175,6 +179,22 @@ func Reconcile(ctx context.Context, path string, c Config) (Report, error) {
 	log.Info("reconciled", "records", len(recs), "matched", rep.Count(Matched), "partner_only", rep.Count(PartnerOnly),
 		"ledger_only", rep.Count(LedgerOnly), "mismatch", rep.Count(Mismatch), "report", out)
 	return rep, nil
+}
+
+// ready refuses (ErrNotReady) while the head may still lack entries of the file's days: the file's
+// date plus the date tolerance must have ended before the head's MergedThrough, when the head
+// tells it. A Detail without MergedThrough is taken as complete.
+func ready(date uint32, c *Config) error {
+	m, ok := c.Head.(interface{ MergedThrough() time.Time })
+	if !ok {
+		return nil
+	}
+	need := dayOf(addDays(date, c.DateTolerance+1)) // the end of the last day the file's records may match
+	if got := m.MergedThrough(); got.Before(need) {
+		return fmt.Errorf("%w: the file's records match entries up to %s, the head holds every entry up to %s",
+			ErrNotReady, need.Format(time.RFC3339), got.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // candidate is a ledger entry a partner record may match.

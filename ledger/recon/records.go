@@ -168,26 +168,27 @@ func decodeRecon(f *rawFile) ([]Record, error) {
 		bad := func(format string, a ...any) { errs.add(raw.line, format, a...) }
 		var ok bool
 		if r.Date, ok = parseDate(v[dzDate]); !ok {
-			bad("date %q is not a calendar date YYYYMMDD", v[dzDate])
+			bad("date %q is not a calendar date YYYYMMDD", Mask(v[dzDate]))
 		}
 		if !parseTime(r.Time) {
-			bad("time %q is not HHMMSS", r.Time)
+			bad("time %q is not HHMMSS", Mask(r.Time))
 		}
 		if r.STAN != "" && (len(r.STAN) > 6 || !allDigits(r.STAN)) {
-			bad("STAN %q is not 1–6 digits", r.STAN)
+			bad("STAN %q is not 1–6 digits", Mask(r.STAN))
 		}
 		if !validRRN(r.RRN) {
-			bad("RRN %q is not 1–12 of A-Z, a-z, 0-9", r.RRN)
+			bad("RRN %q is not 1–12 of A-Z, a-z, 0-9", Mask(r.RRN))
 		}
 		if !validRef(r.Account) {
 			bad("account (%d characters) is not a card, account or phone number", len(r.Account))
 		}
 		if r.Currency, ok = currency(v[dzCurrency]); !ok {
-			bad("currency %q is not a numeric ISO 4217 code the platform settles in", v[dzCurrency])
+			bad("currency %q is not a numeric ISO 4217 code the platform settles in", Mask(v[dzCurrency]))
 		} else if d, err := parseDecimal(v[dzAmount]); err != nil {
-			bad("amount: %v", err)
+			bad("amount %q is not a decimal amount like 12.34", Mask(v[dzAmount]))
 		} else if r.Amount, err = ledger.ParseAmount(v[dzAmount], r.Currency); err != nil {
-			bad("amount: %v", err)
+			// ParseAmount's error quotes the amount: a card number in the wrong column would show.
+			bad("amount %q: more decimals than the currency has, or above 12 digits", Mask(v[dzAmount]))
 		} else if r.Amount == 0 {
 			bad("amount is zero")
 		} else {
@@ -199,10 +200,10 @@ func decodeRecon(f *rawFile) ([]Record, error) {
 		case "R":
 			r.Direction = Refunded
 		default:
-			bad("type %q is neither D (debited) nor R (refunded)", v[dzDirection])
+			bad("type %q is neither D (debited) nor R (refunded)", Mask(v[dzDirection]))
 		}
 		if r.Acquirer != "" && (len(r.Acquirer) > 11 || !allDigits(r.Acquirer)) {
-			bad("acquirer %q is not 1–11 digits", r.Acquirer)
+			bad("acquirer %q is not 1–11 digits", Mask(r.Acquirer))
 		}
 		k := key{r.RRN, r.STAN, r.Direction}
 		if first, dup := seen[k]; dup {
@@ -263,13 +264,31 @@ func isPAN(ref string) bool {
 // Mask hides a card number in ref for reports and logs: a reference of 12 or more digits keeps
 // its first 6 and last 4, as the ledger masks PANs. Shorter references (phone numbers, account
 // numbers with letters) are not card numbers and are shown as they are.
+// Dashes between the digits (6222-0200-…) do not stop it being masked: they are kept, and
+// the digits counted without them.
 func Mask(ref string) string {
-	if len(ref) < 12 || !allDigits(ref) {
+	digits := 0
+	for i := 0; i < len(ref); i++ {
+		switch {
+		case isDigit(ref[i]):
+			digits++
+		case ref[i] != '-':
+			return ref
+		}
+	}
+	if digits < 12 {
 		return ref
 	}
 	b := []byte(ref)
-	for i := 6; i < len(b)-4; i++ {
-		b[i] = '*'
+	n := 0
+	for i := range b {
+		if b[i] == '-' {
+			continue
+		}
+		if n >= 6 && n < digits-4 {
+			b[i] = '*'
+		}
+		n++
 	}
 	return string(b)
 }

@@ -26,6 +26,10 @@ var (
 	// others were. The file is not registered and no report or response file is written, so
 	// ingesting it again finishes the work: what was booked replays under its TxID.
 	ErrIncomplete = errors.New("recon: not everything was booked")
+	// ErrNotReady refuses a reconciliation file before the head ledger holds every entry of the
+	// days it covers: a purchase still on its way would look like one only the partner has, and
+	// be booked twice. Nothing is applied or registered; ingest the file again later.
+	ErrNotReady = errors.New("recon: the ledger is not complete for the file's days yet")
 	// ErrConfig: the Config lacks something the file needs (a directory, the partner mapping).
 	ErrConfig = errors.New("recon: bad configuration")
 )
