@@ -103,7 +103,7 @@ func seedDemo(ctx context.Context, routes *routing.Table, shards map[string]*led
 			return fmt.Errorf("demo: open %s: %w", codec.MaskPAN([]byte(a.PAN)), err)
 		}
 		res, err := s.Do(ctx, &ledger.Request{
-			Op: ledger.OpDeposit, ID: ledger.NewTxID([]byte("demo-opening-deposit"), []byte(a.PAN)),
+			Op: ledger.OpDeposit, ID: openingDepositID(a.PAN),
 			PAN: a.PAN, Amount: a.Opening, Currency: DemoCurrency,
 		})
 		if err != nil {

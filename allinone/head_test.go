@@ -41,3 +41,17 @@ func TestCutoverSchedule(t *testing.T) {
 		}
 	}
 }
+
+func TestBusinessDate(t *testing.T) {
+	times := []int{6 * 60, 23*60 + 30}
+	for at, want := range map[string]uint32{
+		"2026-11-25T06:00:00Z": 20261125, // a cutover within the day: same business day
+		"2026-11-25T23:30:00Z": 20261126, // the day's last: the next business day
+		"2026-12-31T23:30:00Z": 20270101,
+	} {
+		v, _ := time.Parse(time.RFC3339, at)
+		if got := businessDate(times, v); got != want {
+			t.Errorf("%s: %d, want %d", at, got, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -194,7 +195,9 @@ func (hn *headNode) run(ctx context.Context) {
 	}
 }
 
-// scheduled runs the cutover the schedule says is due, if any.
+// scheduled runs the cutover the schedule says is due, if any. The last
+// cutover of the day ends the business day: the window it opens is dated
+// the next day. The others open another window of the same day.
 func (hn *headNode) scheduled(ctx context.Context) {
 	if len(hn.times) == 0 {
 		return
@@ -204,15 +207,27 @@ func (hn *headNode) scheduled(ctx context.Context) {
 		hn.log.Error("scheduled cutover: read windows", "err", err)
 		return
 	}
-	if !cutoverDue(hn.times, time.Unix(0, open.Opened), hn.now()) {
+	now := hn.now()
+	if !cutoverDue(hn.times, time.Unix(0, open.Opened), now) {
 		return
 	}
-	w, err := hn.h.Cutover(ctx, 0, hn.srcs)
+	w, err := hn.h.Cutover(ctx, businessDate(hn.times, lastScheduled(hn.times, now)), hn.srcs)
 	if err != nil {
 		hn.log.Error("scheduled cutover failed", "window", open.Number, "err", err)
 		return
 	}
 	hn.log.Info("scheduled cutover", "closing", w.Number, "date", w.Date)
+}
+
+// businessDate is the settlement date (YYYYMMDD) of the window a scheduled
+// cutover at instant at opens: the next day after the day's last cutover,
+// the same day after the others.
+func businessDate(times []int, at time.Time) uint32 {
+	at = at.UTC()
+	if at.Hour()*60+at.Minute() == slices.Max(times) {
+		at = at.AddDate(0, 0, 1)
+	}
+	return uint32(at.Year()*10000 + int(at.Month())*100 + at.Day())
 }
 
 // openWindow is the window open now.

@@ -244,6 +244,7 @@ func (n *Node) serveHTTP() (err error) {
 		})
 		mux.HandleFunc("GET /admin/destinations", n.adminDestinations)
 		mux.HandleFunc("GET /admin/saf", n.adminSAF)
+		n.adminLedgerRoutes(mux) // POST /admin/accounts, GET /admin/ledger/verify (admin.go)
 		n.headRoutes(mux)
 	})
 	return err

@@ -13,8 +13,9 @@
 // connection and per second; the Report has throughput, p50 to max,
 // response codes, errors by kind, the per-second series, and what was
 // approved per card, for the audit `junction bench` makes afterwards
-// through balance inquiries. Reports are written as JSON, Markdown and an
-// SVG plot.
+// through balance inquiries, and the switch's ledger verify after it
+// (Verify, filled in by `junction bench`). Reports are written as JSON,
+// Markdown and an SVG plot.
 //
 // BenchmarkEndToEnd is the all-in-one node in the same process: real
 // mutual-TLS connections, real badger ledgers with synced commits.
@@ -28,7 +29,8 @@
 // FindSustained bisects open-loop rates for the highest one whose p99 stays
 // within a bound, and measures half of it.
 //
-// Not yet here: accounts the harness opens for itself (it uses the demo
-// cards, billers and telephone accounts); the ledger verify of a run is
-// make proof's, after the switch stops.
+// The cards are the caller's: `junction bench` gives the demo cards, or
+// with --accounts test cards it opens through the switch's admin port
+// first. Payments and transfers still go to the demo billers and telephone
+// accounts.
 package bench

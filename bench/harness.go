@@ -142,6 +142,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	began := time.Now()
+	// The switch keys a transaction by terminal, STAN and transmission
+	// time to the second: a run that numbered its terminals from 1 again
+	// would, within a second of the last run's end, repeat its keys and be
+	// answered the last run's outcomes with nothing booked. Each run
+	// numbers its terminals from a block of 1000 of its own (by the
+	// millisecond it began, repeating every 10 s).
+	r.terminal.Store(began.UnixMilli() % 10_000 * 1000)
 	r.start = began.Add(o.Warmup)
 	r.end = r.start.Add(o.Duration)
 	r.seconds = make([]second, int(o.Duration/time.Second)+1)
@@ -333,7 +340,7 @@ type original struct {
 // out, a reader matches answers by STAN.
 func (r *run) long(ctx context.Context, t Target, c *front.Client) {
 	defer c.Close()
-	terminal := fmt.Sprintf("L%07d", r.terminal.Add(1))
+	terminal := fmt.Sprintf("L%07d", r.terminal.Add(1)%10_000_000)
 	credits := make(chan struct{}, r.o.InFlight)
 	for range r.o.InFlight {
 		credits <- struct{}{}
@@ -436,7 +443,7 @@ send:
 // short drives one short-connection loop: a new connection per
 // transaction, resuming the TLS session when the server allows.
 func (r *run) short(ctx context.Context, t Target) {
-	terminal := fmt.Sprintf("S%07d", r.terminal.Add(1))
+	terminal := fmt.Sprintf("S%07d", r.terminal.Add(1)%10_000_000)
 	built, req := codec.NewMessage(codec.ISO87ASCII()), codec.NewMessage(t.Wire.Dialect)
 	resp := codec.NewMessage(t.Wire.Dialect)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))

@@ -36,6 +36,7 @@ type Report struct {
 	// top-ups. The audit holds the ledger to it.
 	ApprovedAmounts map[int]int64 `json:"approved_amounts"`
 	Audit           *Audit        `json:"audit,omitempty"`
+	Verify          *Verify       `json:"ledger_verify,omitempty"`
 }
 
 // Latency summarises a histogram.
@@ -49,6 +50,47 @@ type Audit struct {
 	Passed bool     `json:"passed"`
 	Cards  int      `json:"cards"`
 	Breaks []string `json:"breaks,omitempty"`
+}
+
+// Verify is the switch's own check of its books after the run (GET
+// /admin/ledger/verify on `junction up`): every in-process shard's
+// balances, Σ debits = Σ credits, reversals and idempotency records
+// re-derived from its journal, as `junction ledger verify` does on a
+// stopped one.
+type Verify struct {
+	Passed bool            `json:"passed"`
+	Shards []VerifiedShard `json:"shards,omitempty"`
+	Remote []string        `json:"not_verified,omitempty"` // regions whose shard runs in its own process
+	Error  string          `json:"error,omitempty"`        // the verify could not be asked: it did not run
+}
+
+// VerifiedShard is one shard's verify.
+type VerifiedShard struct {
+	Region  string   `json:"region"`
+	OK      bool     `json:"ok"`
+	Entries int      `json:"journal_entries"`
+	Breaks  []string `json:"breaks,omitempty"`
+}
+
+// summary is the verify's part of the summary line.
+func (v *Verify) summary() string {
+	switch {
+	case v.Error != "":
+		return "ledger verify not run: " + v.Error
+	case v.Passed:
+		s := fmt.Sprintf("ledger verify passed (%d shards", len(v.Shards))
+		if len(v.Remote) > 0 {
+			s += fmt.Sprintf("; %s in its own process not verified", strings.Join(v.Remote, ", "))
+		}
+		return s + ")"
+	}
+	var breaks []string
+	for _, sh := range v.Shards {
+		if !sh.OK {
+			breaks = append(breaks, fmt.Sprintf("%s: %s", sh.Region, strings.Join(sh.Breaks[:min(len(sh.Breaks), 3)], "; ")))
+		}
+	}
+	return "LEDGER VERIFY FAILED: " + strings.Join(breaks, "; ")
 }
 
 func (r *run) report() *Report {
@@ -90,6 +132,9 @@ func (rep *Report) Summary() string {
 		} else {
 			s += fmt.Sprintf("; AUDIT FAILED: %s", strings.Join(rep.Audit.Breaks, "; "))
 		}
+	}
+	if rep.Verify != nil {
+		s += "; " + rep.Verify.summary()
 	}
 	return s
 }
@@ -146,6 +191,30 @@ func (rep *Report) WriteMarkdown(w io.Writer) error {
 			b.WriteString("every approved purchase is in the ledger exactly once, nothing declined was booked.\n")
 		} else {
 			fmt.Fprintf(&b, "FAILED\n\n- %s\n", strings.Join(rep.Audit.Breaks, "\n- "))
+		}
+	}
+	if v := rep.Verify; v != nil {
+		b.WriteString("\n## Ledger verify\n\n")
+		switch {
+		case v.Error != "":
+			fmt.Fprintf(&b, "Not run: %s\n", v.Error)
+		default:
+			if v.Passed {
+				b.WriteString("Passed: the switch re-derived every in-process shard's books from its journal after the run and found no break.\n")
+			} else {
+				b.WriteString("FAILED: the switch found breaks in the books.\n")
+			}
+			b.WriteString("\n| region | result | journal entries |\n|---|---|---|\n")
+			for _, sh := range v.Shards {
+				res := "ok"
+				if !sh.OK {
+					res = "BROKEN: " + strings.Join(sh.Breaks, "; ")
+				}
+				fmt.Fprintf(&b, "| %s | %s | %d |\n", sh.Region, res, sh.Entries)
+			}
+			for _, r := range v.Remote {
+				fmt.Fprintf(&b, "| %s | not verified (shard in its own process) | |\n", r)
+			}
 		}
 	}
 	b.WriteString("\n![throughput and p99 per second](plot.svg)\n")
