@@ -1,7 +1,13 @@
 // Package allinone assembles the embedded deployment that `junction up`
 // runs: one process holding the channel listeners (package front), the
-// switch (package switch), one ledger shard per region (package ledger) and
-// an HTTP endpoint for /metrics, /healthz and /readyz.
+// switch (package switch), one ledger shard per region (package ledger),
+// the head ledger that merges their journals (package ledger/head; wiring in
+// headnode.go: the merge loop, scheduled and 0800 cutovers, reconciliation
+// and batch files through package ledger/recon) and an HTTP endpoint for
+// /metrics, /healthz, /readyz and the operators' /admin endpoints. A region
+// run as its own process (`junction ledger`, LedgerNode) is reached over
+// links by the switch and over its journal service (package ledger/remote)
+// by the head.
 //
 // Start creates what a fresh machine lacks: the dev PKI under PKIDir
 // (package pki) and the badger directories under DataDir; with Demo set it

@@ -41,10 +41,12 @@ the region a remote section, e.g.
 
   regions:
     - name: beijing
-      remote: {listen: "127.0.0.1:9701"}
+      remote: {listen: "127.0.0.1:9701", journal: "127.0.0.1:9702"}
     - name: shanghai
 
-Certificate files are reloaded on SIGHUP and when they change. Ctrl-C drains:
+With remote.journal it also serves its journal, cutovers and reconciliation
+adjustments to the head ledger in 'junction up' (HTTPS, mutual TLS, the same
+certificates). Certificate files are reloaded on SIGHUP and when they change. Ctrl-C drains:
 requests in flight are answered, the shard committed and closed.
 
 'junction ledger verify' checks the books of every stopped shard under a data
@@ -116,7 +118,7 @@ journal and checks Σ debits = Σ credits per currency, the no-overdraft rule,
 the journal's sequence, reversals, idempotency records and card bindings, and
 prints one line:
 
-  ok    beijing   var/data/ledger/beijing: journal 1204 (reversals 2, stand-ins 0), ...
+  ok    beijing   var/data/ledger/beijing: journal 1204 (reversals 2, stand-ins 0, adjustments 0), ...
 
 followed, for a shard that fails, by what is wrong with it. Amounts are in
 minor units. A shard must be stopped first: one that a running junction up or
@@ -215,8 +217,8 @@ func verifyShard(sh shardDir, log *slog.Logger, w io.Writer) bool {
 		verr = err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "journal %d (reversals %d, stand-ins %d), accounts %d (cards %d, overdrawn by stand-ins %d), tx records %d (tombstones %d)",
-		rep.Transfers, rep.Reversals, rep.StandIns, rep.Accounts, rep.Cards, rep.Overdrawn, rep.TxRecords, rep.Tombstones)
+	fmt.Fprintf(&b, "journal %d (reversals %d, stand-ins %d, adjustments %d), accounts %d (cards %d, overdrawn by stand-ins %d), tx records %d (tombstones %d), window %d",
+		rep.Transfers, rep.Reversals, rep.StandIns, rep.Adjusts, rep.Accounts, rep.Cards, rep.Overdrawn, rep.TxRecords, rep.Tombstones, rep.Window)
 	for _, c := range rep.Totals {
 		rel := "="
 		if c.Debits != c.Credits {

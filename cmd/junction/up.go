@@ -27,7 +27,9 @@ func up(args []string, stdout, stderr io.Writer) int {
 
 Runs the all-in-one switch: mutual-TLS channel listeners (pos 8583, kiosk 8584,
 web 8585, bank 8586, hotline 8587), the switch, one badger ledger shard per
-region under ./var/data and HTTP /metrics, /healthz, /readyz on 9583. On first
+region under ./var/data, the head ledger that merges their journals (settlement
+windows, clearing, reconciliation; see 'junction head') and HTTP /metrics,
+/healthz, /readyz and the operators' /admin endpoints on 9583. On first
 start it creates a dev CA and certificates under ./var/pki and seeds demo cards.
 Certificate files are reloaded on SIGHUP and when they change. Ctrl-C drains:
 requests in flight are answered, the ledgers committed and closed.

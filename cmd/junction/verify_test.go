@@ -83,7 +83,7 @@ func TestLedgerVerify(t *testing.T) {
 				t.Fatalf("--data %s: exit %d:\n%s%s", dir, code, out, errOut)
 			}
 			for _, want := range []string{
-				"ok    beijing   " + bjDir + ": journal 4 (reversals 1, stand-ins 0), accounts 4 (cards 1, overdrawn by stand-ins 0), tx records 5 (tombstones 0)",
+				"ok    beijing   " + bjDir + ": journal 4 (reversals 1, stand-ins 0, adjustments 0), accounts 4 (cards 1, overdrawn by stand-ins 0), tx records 5 (tombstones 0), window 1",
 				// deposit 100 000, purchases 1 234 and 500, reversal 500
 				"156: Σ debits 102234 = Σ credits 102234",
 				"ok    shanghai",
