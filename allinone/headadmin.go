@@ -117,12 +117,8 @@ func viewTotal(t head.Total) amountView {
 }
 
 func (n *Node) headGL(w http.ResponseWriter, r *http.Request) {
-	window, err := queryUint(r, "window")
-	if err == nil && window == 0 {
-		err = errors.New("window: required")
-	}
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	window, ok := requiredWindow(w, r)
+	if !ok {
 		return
 	}
 	level, ok := head.LevelInstitution, true
@@ -216,12 +212,8 @@ func (n *Node) headEntries(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) headSettle(w http.ResponseWriter, r *http.Request) {
-	window, err := queryUint(r, "window")
-	if err == nil && window == 0 {
-		err = errors.New("window: required")
-	}
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	window, ok := requiredWindow(w, r)
+	if !ok {
 		return
 	}
 	s, err := n.head.h.Settle(uint32(window), n.head.clearing)
@@ -251,6 +243,20 @@ func (n *Node) headFile(w http.ResponseWriter, r *http.Request, isRecon bool) {
 	// Replayed: the same file was ingested before; its stored report is
 	// returned and nothing was applied again.
 	writeJSON(w, map[string]any{"replayed": rep.Replayed, "report": rep})
+}
+
+// requiredWindow reads the window query parameter, which must be given; on
+// error it answers 400 and reports false.
+func requiredWindow(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	window, err := queryUint(r, "window")
+	if err == nil && window == 0 {
+		err = errors.New("window: required")
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return 0, false
+	}
+	return window, true
 }
 
 // queryUint reads an optional unsigned query parameter (0 when absent).

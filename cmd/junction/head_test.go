@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -14,17 +11,9 @@ import (
 
 // TestHeadCommands drives the head ledger of a running node through `junction head`.
 func TestHeadCommands(t *testing.T) {
-	cfg := allinone.LocalConfig(t.TempDir())
-	cfg.HTTP = "127.0.0.1:0"
-	cfg.Head.Pull = 10 * time.Millisecond
-	n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.Shutdown(ctx)
+	n, _ := startNode(t, func(cfg *allinone.Config) {
+		cfg.HTTP = "127.0.0.1:0"
+		cfg.Head.Pull = 10 * time.Millisecond
 	})
 	addr := n.HTTPAddr().String()
 	head := func(args ...string) (int, string, string) {

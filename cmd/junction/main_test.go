@@ -24,9 +24,12 @@ func junction(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errb.String()
 }
 
-func startNode(t *testing.T) (*allinone.Node, allinone.Config) {
+func startNode(t *testing.T, tune ...func(*allinone.Config)) (*allinone.Node, allinone.Config) {
 	t.Helper()
 	cfg := allinone.LocalConfig(t.TempDir())
+	for _, f := range tune {
+		f(&cfg)
+	}
 	n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
