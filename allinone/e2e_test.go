@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -538,6 +539,26 @@ func TestStartRefusesABrokenConfiguration(t *testing.T) {
 	}
 	if errors.Is(err, context.Canceled) {
 		t.Fatal("unexpected")
+	}
+}
+
+// A start that fails half-way (a channel's port is taken) says why, stops what it had started
+// and leaves the data directories free: the next start on a free port opens the same shards.
+func TestStartThatFailsHalfWayStopsCleanly(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := testConfig(t.TempDir())
+	cfg.Channels[2].Listen = taken.Addr().String()
+	if _, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("start on a taken port: %v", err)
+	}
+	cfg.Channels[2].Listen = "127.0.0.1:0"
+	n := start(t, cfg)
+	if journalLen(t, n, "beijing") == 0 {
+		t.Fatal("the demo cards were not seeded")
 	}
 }
 

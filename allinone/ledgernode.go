@@ -93,11 +93,14 @@ func StartLedger(cfg Config, region string, log *slog.Logger) (n *LedgerNode, er
 		return nil, err
 	}
 
-	n = &LedgerNode{cfg: cfg, region: region, log: log, registry: prometheus.NewRegistry()}
+	started := &LedgerNode{cfg: cfg, region: region, log: log, registry: prometheus.NewRegistry()}
+	n = started
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	defer func() {
+		// A failed start stops what it started; n is already nil here
+		// (return nil, err), so the node is reached through started.
 		if err != nil {
-			n.stop(context.Background())
+			started.stop(context.Background())
 			n = nil
 		}
 	}()

@@ -64,17 +64,20 @@ func Start(cfg Config, log *slog.Logger) (n *Node, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	n = &Node{
+	started := &Node{
 		cfg:      cfg,
 		log:      log,
 		registry: prometheus.NewRegistry(),
 		shards:   map[string]*ledger.Shard{},
 		addrs:    map[string]net.Addr{},
 	}
+	n = started
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	defer func() {
+		// A failed start stops what it started; n is already nil here
+		// (return nil, err), so the node is reached through started.
 		if err != nil {
-			n.stop(context.Background())
+			started.stop(context.Background())
 			n = nil
 		}
 	}()
