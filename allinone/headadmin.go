@@ -36,14 +36,22 @@ func (n *Node) headRoutes(mux *http.ServeMux) {
 const maxFileBody = 64 << 20
 
 type windowView struct {
-	Number  uint32       `json:"number"`
-	Date    uint32       `json:"date"`
-	State   string       `json:"state"`
-	Opened  string       `json:"opened"`
-	Cutover string       `json:"cutover,omitempty"`
-	Closed  string       `json:"closed,omitempty"`
-	Settled string       `json:"settled,omitempty"`
-	Points  []head.Point `json:"points,omitempty"`
+	Number  uint32      `json:"number"`
+	Date    uint32      `json:"date"`
+	State   string      `json:"state"`
+	Opened  string      `json:"opened"`
+	Cutover string      `json:"cutover,omitempty"`
+	Closed  string      `json:"closed,omitempty"`
+	Settled string      `json:"settled,omitempty"`
+	Points  []pointView `json:"points,omitempty"`
+}
+
+// pointView is a region's cutover point of a window: reported once its shard answered the
+// cutover; last is the last journal seq of the region in the window.
+type pointView struct {
+	Region   string `json:"region"`
+	Reported bool   `json:"reported"`
+	Last     uint64 `json:"last"`
 }
 
 func stamp(ns int64) string {
@@ -54,8 +62,12 @@ func stamp(ns int64) string {
 }
 
 func viewWindow(w head.Window) windowView {
-	return windowView{Number: w.Number, Date: w.Date, State: w.State.String(), Opened: stamp(w.Opened),
-		Cutover: stamp(w.Cutover), Closed: stamp(w.Closed), Settled: stamp(w.Settled), Points: w.Points}
+	v := windowView{Number: w.Number, Date: w.Date, State: w.State.String(), Opened: stamp(w.Opened),
+		Cutover: stamp(w.Cutover), Closed: stamp(w.Closed), Settled: stamp(w.Settled)}
+	for _, p := range w.Points {
+		v.Points = append(v.Points, pointView{Region: p.Region, Reported: p.Reported, Last: p.Last})
+	}
+	return v
 }
 
 func (n *Node) headStatus(w http.ResponseWriter, _ *http.Request) {
