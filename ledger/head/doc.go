@@ -32,7 +32,9 @@
 // entry a no-op. Every entry of a batch is checked before anything is written (sequence, amount
 // > 0, currency, accounts, kind, text fields ≤ 32 bytes, window; ErrBadBatch); a bad batch is
 // refused whole. Apply calls are serialised, so two pullers of one region cannot both read the
-// same mark. It does not check that an entry it skips is the one it applied before.
+// same mark. An entry it skips is checked against the detail it merged (TxID, kind, accounts,
+// amount, original): a shard whose journal says something else under a merged seq (restored from
+// an old backup, rewritten) gets ErrDiverged, the batch refused whole.
 //
 // # Detail and GL roll-up
 //

@@ -28,6 +28,11 @@ var ErrGap = errors.New("head: gap in journal")
 // is written.
 var ErrBadBatch = errors.New("head: bad batch")
 
+// ErrDiverged is returned by Apply for a batch that repeats an entry the head merged before with
+// other content: the shard's journal is not the one the head merged (restored from an old backup,
+// or rewritten). Nothing of the batch is written; an operator must look.
+var ErrDiverged = errors.New("head: shard journal differs from what was merged")
+
 // MaxBatch is the most entries Apply takes at once; Pull reads pages of at most this many. It keeps
 // one batch's badger transaction (at most 9 keys per entry: detail, three index keys, two
 // account totals, two GL leaves, one clearing aggregate) below badger's size limit.
@@ -227,6 +232,9 @@ func (h *Head) apply(region string, entries []ledger.Transfer) (int, error) {
 		}
 		i := 0
 		for i < len(entries) && entries[i].Seq <= hw {
+			if err := sameAsMerged(txn, region, &entries[i]); err != nil {
+				return err
+			}
 			i++
 		}
 		fresh = entries[i:]
@@ -247,7 +255,7 @@ func (h *Head) apply(region string, entries []ledger.Transfer) (int, error) {
 		return err
 	})
 	if err != nil {
-		if !errors.Is(err, ErrGap) && !errors.Is(err, ErrBadBatch) {
+		if !errors.Is(err, ErrGap) && !errors.Is(err, ErrBadBatch) && !errors.Is(err, ErrDiverged) {
 			// A failed commit may have landed or not: read the mark back rather than guess.
 			h.reloadHighWater(region)
 		}
@@ -264,6 +272,33 @@ func (h *Head) apply(region string, entries []ledger.Transfer) (int, error) {
 		h.logState(w)
 	}
 	return len(fresh), nil
+}
+
+// sameAsMerged checks an entry the head has merged before against what it merged: a shard whose
+// journal now says something else under that seq (restored from an old backup, rewritten) is
+// refused (ErrDiverged) rather than trusted for the rest of the batch. An entry merged before
+// the head kept the detail cannot be checked and passes.
+func sameAsMerged(txn *badger.Txn, region string, t *ledger.Transfer) error {
+	item, err := txn.Get(detailKey(region, t.Seq))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var merged ledger.Transfer
+	if err := item.Value(func(v []byte) error {
+		merged, err = decodeDetail(v)
+		return err
+	}); err != nil {
+		return err
+	}
+	if merged.TxID != t.TxID || merged.Kind != t.Kind || merged.Amount != t.Amount || merged.Currency != t.Currency ||
+		merged.Debit != t.Debit || merged.Credit != t.Credit || merged.Original != t.Original {
+		return fmt.Errorf("%w: region %s: seq %d is %s of %d from %d to %d in the journal, %s of %d from %d to %d as merged",
+			ErrDiverged, region, t.Seq, t.Kind, t.Amount, t.Debit, t.Credit, merged.Kind, merged.Amount, merged.Debit, merged.Credit)
+	}
+	return nil
 }
 
 func (h *Head) reloadHighWater(region string) {

@@ -288,6 +288,17 @@ func TestApplyIsExactlyOnce(t *testing.T) {
 			t.Fatalf("after the retry: %+v hw %d, before: %+v hw %d", tot2, hw2, tot, hw)
 		}
 	})
+	t.Run("a batch whose merged part differs from what was merged is refused whole", func(t *testing.T) {
+		tot, hw := snapshot()
+		rewritten := append([]ledger.Transfer(nil), all[:7]...)
+		rewritten[2].Amount++ // seq 3, merged above with its own amount
+		if err := apply(rewritten); !errors.Is(err, head.ErrDiverged) {
+			t.Fatalf("Apply of a rewritten history: %v, want ErrDiverged", err)
+		}
+		if tot2, hw2 := snapshot(); !reflect.DeepEqual(tot, tot2) || hw != hw2 {
+			t.Fatalf("a refused batch changed the head: %+v hw %d, before: %+v hw %d", tot2, hw2, tot, hw)
+		}
+	})
 	t.Run("a batch overlapping the high-water mark applies only its tail", func(t *testing.T) {
 		if err := apply(all[2:9]); err != nil {
 			t.Fatalf("Apply(3..9): %v", err)
