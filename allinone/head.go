@@ -3,6 +3,7 @@ package allinone
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -66,6 +67,12 @@ type PartnerConfig struct {
 
 var clock = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
 
+// partnerOrg is the ORG of a partner's file names, as recon.ParseName reads it.
+var partnerOrg = regexp.MustCompile(`^[A-Z0-9]{2,8}$`)
+
+// maxDateTolerance is the most days recon.Config takes.
+const maxDateTolerance = 31
+
 // cutoverTimes parses the schedule into minutes after midnight UTC.
 func (h HeadSettings) cutoverTimes() ([]int, error) {
 	out := make([]int, 0, len(h.Cutover))
@@ -116,8 +123,8 @@ func (r FeeRule) parse(key string) (rate decimal.Decimal, fixed map[ledger.Kind]
 func (c Config) validateHead() []error {
 	var errs []error
 	h := c.Head
-	if h.Pull < 0 || h.Batch < 0 || h.Batch > 4096 {
-		errs = append(errs, fmt.Errorf("head: pull must not be negative and batch must be 0..4096 (got %v, %d)", h.Pull, h.Batch))
+	if h.Pull < 0 || (h.Pull > 0 && h.Pull < time.Millisecond) || h.Batch < 0 || h.Batch > 4096 {
+		errs = append(errs, fmt.Errorf("head: pull must be 0 (the default) or at least 1ms, and batch 0..4096 (got %v, %d)", h.Pull, h.Batch))
 	}
 	if _, err := h.cutoverTimes(); err != nil {
 		errs = append(errs, err)
@@ -128,6 +135,12 @@ func (c Config) validateHead() []error {
 			errs = append(errs, fmt.Errorf("head.institutions[%d].id: %q: want 1-11 digits, once", i, in.ID))
 		}
 		seen[in.ID] = true
+		// Fields of the settlement file's |-separated lines: clearing refuses them.
+		for _, f := range [...][2]string{{"name", in.Name}, {"account", in.Account}} {
+			if strings.ContainsAny(f[1], "|\r\n") {
+				errs = append(errs, fmt.Errorf("head.institutions[%d].%s: %q: no | or line break", i, f[0], f[1]))
+			}
+		}
 	}
 	if _, _, err := h.Fees.Default.parse("head.fees.default"); err != nil {
 		errs = append(errs, err)
@@ -138,16 +151,23 @@ func (c Config) validateHead() []error {
 		}
 	}
 	if h.Recon.Tolerance != "" {
-		if d, err := decimal.NewFromString(h.Recon.Tolerance); err != nil || d.IsNegative() {
-			errs = append(errs, fmt.Errorf("head.reconciliation.tolerance: %q: want a non-negative amount", h.Recon.Tolerance))
+		// startHead takes it in minor units (cents): a finer one would be cut, a huge one overflow.
+		d, err := decimal.NewFromString(h.Recon.Tolerance)
+		if err != nil || d.IsNegative() || !d.Shift(2).IsInteger() || d.GreaterThan(decimal.NewFromInt(1_000_000_000)) {
+			errs = append(errs, fmt.Errorf("head.reconciliation.tolerance: %q: want an amount from 0 to 1000000000 in cents at most", h.Recon.Tolerance))
 		}
 	}
-	if h.Recon.DateTolerance < 0 {
-		errs = append(errs, fmt.Errorf("head.reconciliation.date_tolerance: %d must not be negative", h.Recon.DateTolerance))
+	if h.Recon.DateTolerance < 0 || h.Recon.DateTolerance > maxDateTolerance {
+		errs = append(errs, fmt.Errorf("head.reconciliation.date_tolerance: %d: want 0..%d days", h.Recon.DateTolerance, maxDateTolerance))
 	}
+	orgs := map[string]bool{}
 	for i, p := range h.Recon.Partners {
-		if p.Org == "" || p.Acquirer == "" {
-			errs = append(errs, fmt.Errorf("head.reconciliation.partners[%d]: org and acquirer are required", i))
+		if !partnerOrg.MatchString(p.Org) || orgs[p.Org] {
+			errs = append(errs, fmt.Errorf("head.reconciliation.partners[%d].org: %q: want 2-8 of A-Z, 0-9 (as in file names), once", i, p.Org))
+		}
+		orgs[p.Org] = true
+		if p.Acquirer == "" || len(p.Acquirer) > 11 || !allDigits(p.Acquirer) {
+			errs = append(errs, fmt.Errorf("head.reconciliation.partners[%d].acquirer: %q: want 1-11 digits (field 32)", i, p.Acquirer))
 		}
 	}
 	return errs

@@ -6,18 +6,23 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/junction-switch/junction/allinone"
 	"github.com/junction-switch/junction/codec"
 	"github.com/junction-switch/junction/front"
 	"github.com/junction-switch/junction/ledger"
 	"github.com/junction-switch/junction/ledger/recon"
+	"github.com/junction-switch/junction/pki"
 )
 
 // post sends body to url and decodes the JSON answer into out; it fails the test on any status
@@ -261,3 +266,136 @@ func TestHeadLedger(t *testing.T) {
 		t.Errorf("response file: %v", err)
 	}
 }
+
+// logBuffer keeps a node's log for a test to count lines in.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+// merged reports whether the head has merged everything region's in-process shard committed.
+func merged(t *testing.T, base, region string) bool {
+	var s headStatus
+	getJSON(t, base+"/admin/head/status", &s)
+	for _, r := range s.Regions {
+		if r.Name == region {
+			return r.Journal > 0 && r.HighWater == r.Journal
+		}
+	}
+	t.Fatalf("no region %s in %+v", region, s.Regions)
+	return false
+}
+
+// A region whose journal service is down (refusing, or accepting and never answering) holds up
+// neither the merge of the other regions nor their cutover points, and its pending cutover point
+// is not logged again every pull.
+func TestHeadRemoteJournalDown(t *testing.T) {
+	run := func(t *testing.T, journal net.Listener, serve func(cfg allinone.Config)) (*allinone.Node, allinone.Config, string, *logBuffer) {
+		cfg := testConfig(t.TempDir())
+		cfg.Head.Pull = 10 * time.Millisecond
+		cfg.Head.Cutover = nil
+		cfg.Regions[1].Remote = &allinone.Remote{Listen: freeAddr(t), Journal: journal.Addr().String()}
+		logs := &logBuffer{}
+		n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			n.Shutdown(ctx)
+		})
+		serve(cfg)
+		return n, cfg, "http://" + n.HTTPAddr().String(), logs
+	}
+
+	t.Run("a journal service that never answers does not stop the other regions' merge", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		must(t, err)
+		asked := make(chan struct{}, 1)
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+			<-r.Context().Done() // hung: the head's client waits out its timeout
+		})}
+		t.Cleanup(func() { srv.Close() })
+		n, cfg, base, _ := run(t, ln, func(cfg allinone.Config) {
+			cert, key := pki.ServerFiles(cfg.PKIDir)
+			go srv.ServeTLS(ln, cert, key)
+		})
+		select {
+		case <-asked:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the head never asked shanghai's journal service")
+		}
+		pos := dial(t, n, cfg, "pos")
+		if resp := exchange(t, pos, n.Dialect(), txn(codec.TxPurchase, richPAN, 100)); rc(resp) != "00" {
+			t.Fatalf("purchase: rc %s", rc(resp))
+		}
+		eventually(t, "beijing's purchase is merged while shanghai's journal hangs", func() bool { return merged(t, base, "beijing") })
+	})
+
+	t.Run("a journal service that refuses is not logged every pull", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		must(t, err)
+		ln.Close() // nothing listens: every call is refused at once
+		_, _, base, logs := run(t, ln, func(allinone.Config) {})
+		post(t, base+"/admin/head/cutover", nil, http.StatusOK, nil)
+		eventually(t, "beijing's cutover point is recorded", func() bool {
+			var s struct {
+				Windows []struct {
+					Points []struct {
+						Region   string `json:"Region"`
+						Reported bool   `json:"Reported"`
+					} `json:"points"`
+				} `json:"windows"`
+			}
+			getJSON(t, base+"/admin/head/status", &s)
+			for _, p := range s.Windows[0].Points {
+				if p.Region == "beijing" {
+					return p.Reported
+				}
+			}
+			return false
+		})
+		// Half a second is some fifty pulls of 10 ms: shanghai's failure is news once.
+		for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); {
+			merged(t, base, "beijing")
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := logs.count("merge failed") + logs.count("cutover point pending") + logs.count("waits for a shard"); got > 3 {
+			t.Errorf("shanghai's failing journal service logged %d times in half a second", got)
+		}
+	})
+}
+
+// A file over the admin API's bound is refused as too large (413), not as a bad request.
+func TestHeadFileTooLarge(t *testing.T) {
+	n := start(t, testConfig(t.TempDir()))
+	name := recon.Name{Org: "SDDL", Iface: recon.IfaceRecon, Unit: "37101", Date: 20261120}
+	body := io.LimitReader(zeros{}, 64<<20+1)
+	resp, err := http.Post("http://"+n.HTTPAddr().String()+"/admin/head/recon?name="+name.String(), "text/plain", body)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a 64 MiB + 1 file: %s", resp.Status)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }

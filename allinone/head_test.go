@@ -1,6 +1,7 @@
 package allinone
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,6 +53,42 @@ func TestBusinessDate(t *testing.T) {
 		v, _ := time.Parse(time.RFC3339, at)
 		if got := businessDate(times, v); got != want {
 			t.Errorf("%s: %d, want %d", at, got, want)
+		}
+	}
+}
+
+// Head settings that the head ledger, clearing or reconciliation would refuse at run time are
+// refused by validation, with their key.
+func TestHeadSettingsRefusedAtValidation(t *testing.T) {
+	if errs := DefaultConfig().validateHead(); len(errs) > 0 {
+		t.Fatalf("default head settings: %v", errs)
+	}
+	for _, tc := range []struct {
+		key    string
+		modify func(h *HeadSettings)
+	}{
+		{"head.reconciliation.date_tolerance", func(h *HeadSettings) { h.Recon.DateTolerance = 40 }},
+		{"head.reconciliation.tolerance", func(h *HeadSettings) { h.Recon.Tolerance = "0.005" }},
+		{"head.reconciliation.tolerance", func(h *HeadSettings) { h.Recon.Tolerance = "1e17" }},
+		{"head.institutions[0].name", func(h *HeadSettings) { h.Institutions[0].Name = "POS | acquirer" }},
+		{"head.institutions[0].account", func(h *HeadSettings) { h.Institutions[0].Account = "6222\n0001" }},
+		{"head.reconciliation.partners[1].org", func(h *HeadSettings) {
+			h.Recon.Partners = append(h.Recon.Partners, PartnerConfig{Org: "sddl", Acquirer: "10000004"})
+		}},
+		{"head.reconciliation.partners[1].org", func(h *HeadSettings) {
+			h.Recon.Partners = append(h.Recon.Partners, h.Recon.Partners[0])
+		}},
+		{"head.reconciliation.partners[1].acquirer", func(h *HeadSettings) {
+			h.Recon.Partners = append(h.Recon.Partners, PartnerConfig{Org: "JNB", Acquirer: "bank four"})
+		}},
+	} {
+		cfg := DefaultConfig()
+		cfg.Head.Institutions = append([]InstitutionInfo(nil), cfg.Head.Institutions...)
+		cfg.Head.Recon.Partners = append([]PartnerConfig(nil), cfg.Head.Recon.Partners...)
+		tc.modify(&cfg.Head)
+		errs := cfg.validateHead()
+		if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), tc.key) {
+			t.Errorf("%s: got %v", tc.key, errs)
 		}
 	}
 }

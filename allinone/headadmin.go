@@ -243,7 +243,11 @@ func (n *Node) headFile(w http.ResponseWriter, r *http.Request, isRecon bool) {
 	name := r.URL.Query().Get("name")
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFileBody))
 	if err != nil {
-		http.Error(w, fmt.Sprintf("file body: %v", err), http.StatusBadRequest)
+		status := http.StatusBadRequest
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		http.Error(w, fmt.Sprintf("file body: %v", err), status)
 		return
 	}
 	rep, err := n.head.ingest(r.Context(), name, body, isRecon)

@@ -26,9 +26,9 @@ import (
 
 // headNode is the head ledger inside `junction up`: the head itself under
 // DataDir/head, the sources it merges (the in-process shards, and the
-// remote ones whose journal service is configured), and the loop that
-// pulls them, resumes cutovers that still wait for a shard, and runs the
-// scheduled cutovers.
+// remote ones whose journal service is configured), a loop per source that
+// pulls it and resumes the cutovers that still wait for it, and the loop
+// that runs the scheduled cutovers.
 type headNode struct {
 	log      *slog.Logger
 	h        *head.Head
@@ -48,8 +48,8 @@ type headNode struct {
 	// reversal queued before t: a booking still on its way to a shard.
 	queuedBefore func(t time.Time) (bool, error)
 
-	files sync.Mutex // one file ingest at a time
-	poke  chan struct{}
+	files sync.Mutex      // one file ingest at a time
+	pokes []chan struct{} // per source: a cutover wants its point now
 	stop  context.CancelFunc
 	done  chan struct{}
 }
@@ -63,7 +63,7 @@ func (n *Node) startHead() error {
 		log: n.log.With("component", "head"), shards: n.shards, remotes: map[string]*remote.Client{},
 		routes: func() *routing.Table { return n.sw.Routes() }, times: times,
 		pull: cmpDuration(hs.Pull, 200*time.Millisecond), batch: hs.Batch,
-		poke: make(chan struct{}, 1), done: make(chan struct{}),
+		done:  make(chan struct{}),
 		inbox: filepath.Join(cfg.DataDir, "files", "in"), now: cfg.Clock, queuedBefore: n.safQueuedBefore,
 	}
 	if hn.now == nil {
@@ -90,6 +90,7 @@ func (n *Node) startHead() error {
 			continue
 		}
 		regions = append(regions, r.Name)
+		hn.pokes = append(hn.pokes, make(chan struct{}, 1))
 	}
 	var err error
 	hn.h, err = head.Open(head.Options{
@@ -162,34 +163,65 @@ func (hs HeadSettings) clearing(out string) (head.Clearing, error) {
 	return c, nil
 }
 
-// run pulls every source until caught up, then waits for the pull
-// interval or a poke; each round it also resumes cutovers still waiting for
-// a shard's point and runs a scheduled cutover that is due.
+// run merges every source on a goroutine of its own, so that a region
+// whose journal service is slow or down holds up no other region's merge,
+// and runs the scheduled cutovers.
 func (hn *headNode) run(ctx context.Context) {
 	defer close(hn.done)
-	failing := map[string]bool{} // sources whose last pull failed: logged once until they recover
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i, src := range hn.srcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hn.merge(ctx, src, hn.pokes[i])
+		}()
+	}
 	for {
-		for _, src := range hn.srcs {
-			_, err := hn.h.Pull(ctx, src, hn.batch)
-			switch {
-			case ctx.Err() != nil:
-				return
-			case err != nil && !failing[src.Region()]:
-				hn.log.Error("merge failed; retrying", "region", src.Region(), "err", err)
-				failing[src.Region()] = true
-			case err == nil && failing[src.Region()]:
-				hn.log.Info("merge recovered", "region", src.Region())
-				failing[src.Region()] = false
-			}
-		}
-		if err := hn.h.Resume(ctx, hn.srcs); err != nil && ctx.Err() == nil {
-			hn.log.Warn("cutover still waits for a shard", "err", err)
-		}
 		hn.scheduled(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-hn.poke:
+		case <-time.After(hn.pull):
+		}
+	}
+}
+
+// merge pulls src until caught up, then asks it for the cutover points it
+// still owes, and waits for the pull interval or a poke. A source whose pull
+// failed is not asked: it would fail as well, and every cutover waits while
+// it is asked. A failure is logged once, and its end once.
+func (hn *headNode) merge(ctx context.Context, src head.Source, poke <-chan struct{}) {
+	region := src.Region()
+	failing, waiting := false, false
+	for {
+		_, err := hn.h.Pull(ctx, src, hn.batch)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err != nil && !failing:
+			hn.log.Error("merge failed; retrying", "region", region, "err", err)
+		case err == nil && failing:
+			hn.log.Info("merge recovered", "region", region)
+		}
+		if failing = err != nil; !failing {
+			err := hn.h.Resume(ctx, []head.Source{src})
+			if ctx.Err() != nil {
+				return
+			}
+			switch {
+			case err != nil && !waiting:
+				hn.log.Warn("cutover still waits for a shard", "region", region, "err", err)
+			case err == nil && waiting:
+				hn.log.Info("cutover point delivered", "region", region)
+			}
+			waiting = err != nil
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-poke:
 		case <-time.After(hn.pull):
 		}
 	}
@@ -211,12 +243,15 @@ func (hn *headNode) scheduled(ctx context.Context) {
 	if !cutoverDue(hn.times, time.Unix(0, open.Opened), now) {
 		return
 	}
-	w, err := hn.h.Cutover(ctx, businessDate(hn.times, lastScheduled(hn.times, now)), hn.srcs)
+	// The sources hear of it from their own loops, as of any cutover: a
+	// region that is down must not hold the others' points up.
+	w, err := hn.h.Cutover(ctx, businessDate(hn.times, lastScheduled(hn.times, now)), nil)
 	if err != nil {
 		hn.log.Error("scheduled cutover failed", "window", open.Number, "err", err)
 		return
 	}
 	hn.log.Info("scheduled cutover", "closing", w.Number, "date", w.Date)
+	hn.poke()
 }
 
 // businessDate is the settlement date (YYYYMMDD) of the window a scheduled
@@ -245,17 +280,24 @@ func (hn *headNode) openWindow() (head.Window, error) {
 }
 
 // cutover closes the open window now (date 0: the head picks it) and has
-// the loop tell the shards; a network management request runs it.
+// the sources' loops tell the shards; a network management request runs it.
 func (hn *headNode) cutover(ctx context.Context, date uint32) (head.Window, error) {
 	w, err := hn.h.Cutover(ctx, date, nil)
 	if err == nil {
 		hn.log.Info("cutover", "closing", w.Number, "date", w.Date)
+		hn.poke()
+	}
+	return w, err
+}
+
+// poke wakes every source's loop to deliver its cutover point now.
+func (hn *headNode) poke() {
+	for _, p := range hn.pokes {
 		select {
-		case hn.poke <- struct{}{}:
+		case p <- struct{}{}:
 		default:
 		}
 	}
-	return w, err
 }
 
 // close stops the loop and closes the head and the journal clients.

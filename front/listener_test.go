@@ -614,3 +614,51 @@ func TestCutoverRequest(t *testing.T) {
 		t.Fatalf("cutover on a channel without one: rc %s", rc)
 	}
 }
+
+// A cutover that takes a while (the head ledger waits for a shard) does not stop the connection
+// it came on: an echo sent after it is answered while it runs, and its own answer follows.
+func TestCutoverDoesNotHoldTheReader(t *testing.T) {
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	cutover := func(ctx context.Context, p *front.Peer) error {
+		started <- struct{}{}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	b := newBed(t, []string{"bank"}, front.Channel{Cutover: cutover}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := front.Dial(ctx, b.addr, b.clientTLS(t, "bank"), front.ClientOptions{Dialect: b.d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	network := func(stan, code string) *codec.Message {
+		m := codec.NewMessage(b.d)
+		must(t, m.SetMTI([4]byte{'0', '8', '0', '0'}))
+		must(t, m.SetString(7, "1123100000"))
+		must(t, m.SetString(11, stan))
+		must(t, m.SetString(70, code))
+		return m
+	}
+	must(t, c.Send(network("000030", "201")))
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("the cutover never ran")
+	}
+	echoCtx, echoCancel := context.WithTimeout(ctx, 5*time.Second)
+	defer echoCancel()
+	resp := codec.NewMessage(b.d)
+	if err := c.Exchange(echoCtx, network("000031", "301"), resp); err != nil || string(resp.Get(39)) != "00" {
+		t.Fatalf("echo behind a cutover in progress: %v, rc %q", err, resp.Get(39))
+	}
+	close(release)
+	must(t, c.Receive(resp))
+	if string(resp.Get(11)) != "000030" || string(resp.Get(39)) != "00" {
+		t.Fatalf("cutover answered STAN %q rc %q", resp.Get(11), resp.Get(39))
+	}
+}

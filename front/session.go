@@ -75,6 +75,11 @@ func (s *session) accept(header, payload []byte) (*exchange, action) {
 	}
 	mti, _ := x.req.MTI()
 	if mti[1] == codec.ClassNetwork && codec.IsRequest(mti) {
+		if s.isCutover(x, mti) {
+			// The head ledger may wait for a shard: not on the reader
+			// (nor on a gnet event loop), which would stop the connection.
+			return x, dispatch
+		}
 		s.network(x, mti)
 		return x, reply
 	}
@@ -153,8 +158,22 @@ func (s *session) cutover(mti [4]byte, ok, unknown, failed string) string {
 	return ok
 }
 
-// serve runs the handler for a dispatched exchange and reports whether its
-// answer is to be written; when it is not, x has been released.
+// isCutover reports whether x is a cutover request (not an advice) that
+// the channel's Cutover runs.
+func (s *session) isCutover(x *exchange, mti [4]byte) bool {
+	if mti[2] != '0' || s.l.ch.Cutover == nil {
+		return false
+	}
+	field, code := 70, cutover87
+	if s.l.ch.Dialect.Layout().Version == '1' {
+		field, code = 24, cutover93
+	}
+	return string(x.req.Get(field)) == code
+}
+
+// serve runs the handler for a dispatched exchange, or the cutover that
+// accept dispatched, and reports whether its answer is to be written; when
+// it is not, x has been released.
 func (s *session) serve(x *exchange) (write bool) {
 	defer func() {
 		// A panic here is a bug in the handler, not bad input; it must not
@@ -166,6 +185,10 @@ func (s *session) serve(x *exchange) (write bool) {
 		}
 	}()
 	x.ctx.Context = s.srv.base
+	if mti, _ := x.req.MTI(); mti[1] == codec.ClassNetwork && codec.IsRequest(mti) {
+		s.network(x, mti) // a cutover (isCutover)
+		return true
+	}
 	if s.srv.h.Serve(&x.ctx, &s.peer, &x.req, &x.resp) {
 		return true
 	}

@@ -23,7 +23,8 @@ The head ledger runs inside 'junction up'; these commands ask it over the
 operators' HTTP port (the configuration's http, default 127.0.0.1:9583).
 
   status    settlement windows (open, closing, closed, settled) and each
-            region's merge progress: high-water mark and lag
+            region's merge progress: high-water mark, and for an in-process
+            shard its last journal entry
   cutover   close the open settlement window and open the next, now
   gl        the general ledger of a window, summed at one level:
             institution, region, merchant or account
