@@ -163,10 +163,18 @@ func NewServer(o Options) *Server {
 		h:       o.Handler,
 		log:     log,
 		metrics: newMetrics(o.Registerer),
-		pool:    sync.Pool{New: func() any { return new(exchange) }},
-		base:    base,
-		cancel:  cancel,
-		conns:   map[*conn]struct{}{},
+		// An exchange's request context wraps base for its whole life: it is
+		// set once here and never written again, because a deadline a handler
+		// derived from it may still read it (context cancellation, on the
+		// timer's goroutine) after the exchange went back to the pool.
+		pool: sync.Pool{New: func() any {
+			x := new(exchange)
+			x.ctx.Context = base
+			return x
+		}},
+		base:   base,
+		cancel: cancel,
+		conns:  map[*conn]struct{}{},
 	}
 }
 

@@ -184,7 +184,6 @@ func (s *session) serve(x *exchange) (write bool) {
 			write = false
 		}
 	}()
-	x.ctx.Context = s.srv.base
 	if mti, _ := x.req.MTI(); mti[1] == codec.ClassNetwork && codec.IsRequest(mti) {
 		s.network(x, mti) // a cutover (isCutover)
 		return true
