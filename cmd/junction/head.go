@@ -64,16 +64,16 @@ func headCmd(args []string, stdout, stderr io.Writer) int {
 	)
 	switch cmd {
 	case "status":
-		path, usage = "/admin/head/status", "status"
+		path, usage = "/admin/head/status", "status [-c FILE | --http ADDR]"
 	case "cutover":
-		method, path, usage = http.MethodPost, "/admin/head/cutover", "cutover [--date YYYYMMDD]"
+		method, path, usage = http.MethodPost, "/admin/head/cutover", "cutover [-c FILE | --http ADDR] [--date YYYYMMDD]"
 		date = fs.String("date", "", "settlement date of the window opened, YYYYMMDD; default: the closing window's date, or today (UTC) once that has passed")
 	case "gl":
-		path, usage = "/admin/head/gl", "gl --window N [--level institution|region|merchant|account]"
+		path, usage = "/admin/head/gl", "gl [-c FILE | --http ADDR] --window N [--level institution|region|merchant|account]"
 		window = fs.Uint("window", 0, "settlement window number (required)")
 		level = fs.String("level", "institution", "roll-up level: institution, region, merchant or account (the detail)")
 	case "entries":
-		path, usage = "/admin/head/entries", "entries [--window N] [--date YYYYMMDD] [--acquirer ID] [--rrn RRN] [--region R] [--limit N]"
+		path, usage = "/admin/head/entries", "entries [-c FILE | --http ADDR] [--window N] [--date YYYYMMDD] [--acquirer ID] [--rrn RRN] [--region R] [--limit N]"
 		window = fs.Uint("window", 0, "settlement window number")
 		date = fs.String("date", "", "UTC date the entries were booked, YYYYMMDD")
 		acq = fs.String("acquirer", "", "acquiring institution id (field 32)")
@@ -81,12 +81,12 @@ func headCmd(args []string, stdout, stderr io.Writer) int {
 		region = fs.String("region", "", "region whose shard booked them")
 		limit = fs.Int("limit", 100, "at most this many entries")
 	case "settle":
-		method, path, usage = http.MethodPost, "/admin/head/settle", "settle --window N"
+		method, path, usage = http.MethodPost, "/admin/head/settle", "settle [-c FILE | --http ADDR] --window N"
 		window = fs.Uint("window", 0, "closed settlement window to clear and settle (required)")
 	case "recon":
-		method, path, usage = http.MethodPost, "/admin/head/recon", "recon FILE   (FILE named ORG_IFACE_UNIT_YYYYMMDD.txt)"
+		method, path, usage = http.MethodPost, "/admin/head/recon", "recon [-c FILE | --http ADDR] FILE\n\nFILE is named ORG_DZ_UNIT_YYYYMMDD.txt; flags come before it."
 	case "batch":
-		method, path, usage = http.MethodPost, "/admin/head/batch", "batch FILE   (FILE named ORG_DKKK_UNIT_YYYYMMDD.txt)"
+		method, path, usage = http.MethodPost, "/admin/head/batch", "batch [-c FILE | --http ADDR] FILE\n\nFILE is named ORG_DKKK_UNIT_YYYYMMDD.txt; flags come before it."
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, headUsage)
 		return 0
@@ -95,7 +95,7 @@ func headCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: junction head %s [-c FILE | --http ADDR]\n\n", usage)
+		fmt.Fprintf(stderr, "usage: junction head %s\n\n", usage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(rest); err != nil {
