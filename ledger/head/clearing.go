@@ -124,7 +124,11 @@ func (f flow) sign() (sign int64, merchant bool) {
 }
 
 func clearingKey(window uint32, acquirer, merchant string, currency uint16, f flow) []byte {
-	k := binary.BigEndian.AppendUint32([]byte(prefixClearing), window)
+	return appendClearingKey(nil, window, acquirer, merchant, currency, f)
+}
+
+func appendClearingKey(dst []byte, window uint32, acquirer, merchant string, currency uint16, f flow) []byte {
+	k := binary.BigEndian.AppendUint32(append(dst, prefixClearing...), window)
 	k = appendStr(appendStr(k, acquirer), merchant)
 	k = binary.BigEndian.AppendUint16(k, currency)
 	return append(k, byte(f))
@@ -132,8 +136,8 @@ func clearingKey(window uint32, acquirer, merchant string, currency uint16, f fl
 
 // flowOf classifies an entry for clearing; 0 for entries clearing ignores (holds, voids, expiries,
 // transfers and their reversals, adjustments). A reversal takes its class from its original:
-// kinds has this batch's entries, the detail the earlier ones.
-func (h *Head) flowOf(txn *badger.Txn, region string, e *ledger.Transfer, kinds map[uint64]ledger.Kind) (flow, error) {
+// batch is this batch's entries (in sequence, without gaps), the detail has the earlier ones.
+func (h *Head) flowOf(txn *badger.Txn, region string, e *ledger.Transfer, batch []ledger.Transfer) (flow, error) {
 	switch e.Kind {
 	case ledger.KindPurchase, ledger.KindStandIn, ledger.KindPost, ledger.KindPayment, ledger.KindRefund,
 		ledger.KindDeposit:
@@ -142,7 +146,11 @@ func (h *Head) flowOf(txn *badger.Txn, region string, e *ledger.Transfer, kinds 
 	default:
 		return 0, nil
 	}
-	orig, ok := kinds[e.Original]
+	var orig ledger.Kind
+	ok := false
+	if first := batch[0].Seq; e.Original >= first && e.Original <= e.Seq {
+		orig, ok = batch[e.Original-first].Kind, true
+	}
 	if !ok {
 		item, err := txn.Get(detailKey(region, e.Original))
 		switch {
@@ -311,7 +319,7 @@ func (h *Head) settle(n uint32, c *Clearing) (Settlement, bool, error) {
 			dr.Entries++
 			cr.Entries++
 		}
-		if err := ts.write(); err != nil {
+		if err := ts.write(newBatch(txn, 0, 0)); err != nil {
 			return err
 		}
 		if err := txn.Set(settlementKey(n), appendJSON(nil, &s)); err != nil {

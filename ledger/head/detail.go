@@ -3,6 +3,7 @@ package head
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -27,9 +28,13 @@ func dateOfTime(t time.Time) uint32 {
 }
 
 // detailKey is e/<len><region><seq BE u64>.
-func detailKey(region string, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(appendRegion(nil, prefixDetail, region), seq)
+func detailKey(region string, seq uint64) []byte { return appendDetailKey(nil, region, seq) }
+
+func appendDetailKey(dst []byte, region string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(appendRegion(dst, prefixDetail, region), seq)
 }
+
+func detailKeyLen(region string) int { return len(prefixDetail) + 1 + len(region) + 8 }
 
 // appendTail ends an index key: <len><region><seq BE u64><len>. The length at the very end lets
 // the region and seq be read back from the end of any index key.
@@ -58,24 +63,6 @@ func appendStr(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
-// windowIndexPrefix is x/w<window BE u32>, and with a region <len><region>.
-func windowIndexPrefix(window uint32, region string) []byte {
-	k := binary.BigEndian.AppendUint32([]byte(prefixByWindow), window)
-	if region != "" {
-		k = appendStr(k, region)
-	}
-	return k
-}
-
-// dateIndexPrefix is x/d<date BE u32>, and with an acquirer <len><acquirer>.
-func dateIndexPrefix(date uint32, acquirer string, withAcquirer bool) []byte {
-	k := binary.BigEndian.AppendUint32([]byte(prefixByDate), date)
-	if withAcquirer {
-		k = appendStr(k, acquirer)
-	}
-	return k
-}
-
 // rrnIndexPrefix is x/r<len><rrn>, and with a region <len><region>.
 func rrnIndexPrefix(rrn, region string) []byte {
 	k := appendStr([]byte(prefixByRRN), rrn)
@@ -85,30 +72,75 @@ func rrnIndexPrefix(rrn, region string) []byte {
 	return k
 }
 
-// putDetail stores an entry and its index keys inside txn.
-func putDetail(txn *badger.Txn, region string, t *ledger.Transfer) error {
-	if err := txn.Set(detailKey(region, t.Seq), appendDetail(nil, t)); err != nil {
-		return err
+func rrnIndexKeyLen(rrn, region string) int {
+	return len(prefixByRRN) + 1 + len(rrn) + 1 + len(region) + 8 + 1
+}
+
+// windowSeqsKey is q/w<window BE u32>, and with a region <len><region>: the key of the range of
+// seqs a region booked in a window, or the prefix of a window's ranges.
+func windowSeqsKey(dst []byte, window uint32, region string) []byte {
+	dst = binary.BigEndian.AppendUint32(append(dst, prefixWindowSeqs...), window)
+	if region != "" {
+		dst = appendStr(dst, region)
 	}
-	keys := [][]byte{
-		appendTail(binary.BigEndian.AppendUint32([]byte(prefixByWindow), effWindow(t)), region, t.Seq),
-		appendTail(dateIndexPrefix(dateOf(t.Time), t.Acquirer, true), region, t.Seq),
-	}
-	if t.RRN != "" {
-		keys = append(keys, appendTail(appendStr([]byte(prefixByRRN), t.RRN), region, t.Seq))
-	}
-	for _, k := range keys {
-		if err := txn.Set(k, nil); err != nil {
-			return err
+	return dst
+}
+
+// dateSeqsKey is q/d<date BE u32>, then with an acquirer <len><acquirer>, then with a region
+// <len><region>: the key of the range of seqs a region booked for an acquirer on a UTC date, or
+// the prefix of a date's (and acquirer's) ranges.
+func dateSeqsKey(dst []byte, date uint32, acquirer string, withAcquirer bool, region string) []byte {
+	dst = binary.BigEndian.AppendUint32(append(dst, prefixDateSeqs...), date)
+	if withAcquirer {
+		dst = appendStr(dst, acquirer)
+		if region != "" {
+			dst = appendStr(dst, region)
 		}
 	}
-	return nil
+	return dst
+}
+
+// parseSeqsKey returns the region at the end of a q/ key, and for a q/d key its acquirer.
+func parseSeqsKey(k []byte) (acquirer, region string, err error) {
+	p := k[len(prefixWindowSeqs):]
+	if len(p) < 4 {
+		return "", "", corrupt("seq range key", "too short")
+	}
+	p = p[4:]
+	if string(k[:len(prefixDateSeqs)]) == prefixDateSeqs {
+		if len(p) < 1 || len(p) < 1+int(p[0]) {
+			return "", "", corrupt("seq range key", "acquirer runs past the end")
+		}
+		acquirer, p = string(p[1:1+p[0]]), p[1+p[0]:]
+	}
+	if len(p) < 2 || int(p[0]) != len(p)-1 {
+		return "", "", corrupt("seq range key", fmt.Sprintf("%d bytes of region", len(p)))
+	}
+	return acquirer, string(p[1:]), nil
+}
+
+// putDetail stores an entry and, when it has an RRN, its RRN index key. Keys and values come from
+// b's arena, in the exact sizes (so no append reallocates).
+func putDetail(b *batch, region string, t *ledger.Transfer) error {
+	k := appendDetailKey(b.take(detailKeyLen(region)), region, t.Seq)
+	if err := b.set(k, appendDetail(b.take(detailLen(t)), t)); err != nil {
+		return err
+	}
+	if t.RRN == "" {
+		return nil
+	}
+	k = appendTail(appendStr(append(b.take(rrnIndexKeyLen(t.RRN, region)), prefixByRRN...), t.RRN), region, t.Seq)
+	return b.set(k, nil)
 }
 
 // detail record v1: seq, TxID (32 bytes), kind (u8), debit, credit (u64), amount (i64), currency
 // (u16), time, original, expires, released (u64 each), window, settle date (u32), then terminal,
 // merchant, acquirer, STAN and RRN, each with a one-byte length; CRC-32C.
 const detailFixed = 1 + 8 + 32 + 1 + 8 + 8 + 8 + 2 + 8 + 8 + 8 + 8 + 4 + 4 + 5 + crcSize
+
+func detailLen(t *ledger.Transfer) int {
+	return detailFixed + len(t.Terminal) + len(t.Merchant) + len(t.Acquirer) + len(t.STAN) + len(t.RRN)
+}
 
 func appendDetail(dst []byte, t *ledger.Transfer) []byte {
 	start := len(dst)
@@ -166,10 +198,13 @@ func decodeDetail(b []byte) (ledger.Transfer, error) {
 	return t, nil
 }
 
-// Entries returns the merged entries q selects, in key order of the index it reads: by RRN when
-// q.RRN is set, else by date (and acquirer) when q.Date is set, else by window (and region) when
-// q.Window is set, else by region and seq. Each of these is a prefix scan of one index; the other
-// fields of q filter what it yields. A Window of 1 selects entries booked before windows existed
+// Entries returns the merged entries q selects. With q.RRN it reads the RRN index: by region,
+// then seq. Else with q.Date it scans, for each acquirer (or q.Acquirer) and region that booked
+// entries of that UTC date, the detail between the first and last seq they booked that date: by
+// acquirer, then region, then seq. Else with q.Window it does the same per region for the window:
+// by region, then seq. Else it scans the detail of q.Region, or of every region: by region, then
+// seq. Regions and acquirers are in key order: shorter first, then bytewise. The other fields of
+// q filter what a scan yields. A Window of 1 selects entries booked before windows existed
 // (Window 0) too. Acquirer "" matches any acquirer.
 func (h *Head) Entries(q Query) ([]Entry, error) {
 	if q.Region != "" {
@@ -177,56 +212,126 @@ func (h *Head) Entries(q Query) ([]Entry, error) {
 			return nil, err
 		}
 	}
-	var prefix []byte
-	indexed := true
-	switch {
-	case q.RRN != "":
-		prefix = rrnIndexPrefix(q.RRN, q.Region)
-	case q.Date != 0:
-		prefix = dateIndexPrefix(q.Date, q.Acquirer, q.Acquirer != "")
-	case q.Window != 0:
-		prefix = windowIndexPrefix(q.Window, q.Region)
-	case q.Region != "":
-		prefix, indexed = appendRegion(nil, prefixDetail, q.Region), false
-	default:
-		prefix, indexed = []byte(prefixDetail), false
-	}
-	match := func(e *Entry) bool {
-		return (q.Region == "" || e.Region == q.Region) && (q.Window == 0 || effWindow(&e.Transfer) == q.Window) &&
-			(q.Date == 0 || dateOf(e.Time) == q.Date) && (q.Acquirer == "" || e.Acquirer == q.Acquirer) &&
-			(q.RRN == "" || e.RRN == q.RRN)
-	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.closed {
 		return nil, ErrClosed
 	}
-	var out []Entry
+	c := &collector{q: q}
 	err := h.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: !indexed, Prefix: prefix})
-		defer it.Close()
-		for it.Rewind(); it.ValidForPrefix(prefix); it.Next() {
-			var e Entry
-			var err error
-			if indexed {
-				e, err = readEntry(txn, it.Item().Key(), len(prefixByRRN))
-			} else {
-				e, err = detailEntry(it.Item())
-			}
-			if err != nil {
-				return err
-			}
-			if !match(&e) {
-				continue
-			}
-			out = append(out, e)
-			if q.Limit > 0 && len(out) >= q.Limit {
-				return nil
-			}
+		switch {
+		case q.RRN != "":
+			return c.index(txn, rrnIndexPrefix(q.RRN, q.Region))
+		case q.Date != 0:
+			return c.ranges(txn, dateSeqsKey(nil, q.Date, q.Acquirer, q.Acquirer != "", ""))
+		case q.Window != 0:
+			return c.ranges(txn, windowSeqsKey(nil, q.Window, q.Region))
+		case q.Region != "":
+			_, err := c.detail(txn, appendRegion(nil, prefixDetail, q.Region), nil, math.MaxUint64)
+			return err
 		}
-		return nil
+		_, err := c.detail(txn, []byte(prefixDetail), nil, math.MaxUint64)
+		return err
 	})
-	return out, err
+	return c.out, err
+}
+
+// collector gathers what a Query selects, up to its Limit.
+type collector struct {
+	q   Query
+	out []Entry
+	// span, when set, keeps to the acquirer of the date range being scanned: the entries of
+	// other acquirers between its first and last seq come in their own range.
+	span     bool
+	acquirer string
+}
+
+// add keeps e when it matches and reports whether the limit is reached.
+func (c *collector) add(e *Entry) (full bool) {
+	q := &c.q
+	if (q.Region == "" || e.Region == q.Region) && (q.Window == 0 || effWindow(&e.Transfer) == q.Window) &&
+		(q.Date == 0 || dateOf(e.Time) == q.Date) && (q.Acquirer == "" || e.Acquirer == q.Acquirer) &&
+		(q.RRN == "" || e.RRN == q.RRN) && (!c.span || e.Acquirer == c.acquirer) {
+		c.out = append(c.out, *e)
+	}
+	return q.Limit > 0 && len(c.out) >= q.Limit
+}
+
+// index reads the detail each index key under prefix points at.
+func (c *collector) index(txn *badger.Txn, prefix []byte) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	for it.Rewind(); it.ValidForPrefix(prefix); it.Next() {
+		e, err := readEntry(txn, it.Item().Key(), len(prefixByRRN))
+		if err != nil {
+			return err
+		}
+		if c.add(&e) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// ranges scans, for each q/ range under prefix in key order, the detail of its region from its
+// first to its last seq; of a date's range, only the entries of its acquirer.
+func (c *collector) ranges(txn *badger.Txn, prefix []byte) error {
+	type span struct {
+		acquirer, region string
+		seqRange
+	}
+	var spans []span
+	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, Prefix: prefix})
+	for it.Rewind(); it.ValidForPrefix(prefix); it.Next() {
+		acquirer, region, err := parseSeqsKey(it.Item().Key())
+		if err == nil && c.q.Region != "" && region != c.q.Region {
+			continue
+		}
+		if err == nil {
+			err = it.Item().Value(func(v []byte) error {
+				r, err := decodeRange(v)
+				spans = append(spans, span{acquirer, region, r})
+				return err
+			})
+		}
+		if err != nil {
+			it.Close()
+			return err
+		}
+	}
+	it.Close()
+	date := string(prefix[:len(prefixDateSeqs)]) == prefixDateSeqs
+	for _, s := range spans {
+		c.span, c.acquirer = date, s.acquirer
+		full, err := c.detail(txn, appendRegion(nil, prefixDetail, s.region), detailKey(s.region, s.first), s.last)
+		if full || err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// detail scans the detail keys under prefix from the key from (nil: the first) on, up to the
+// entry with seq last.
+func (c *collector) detail(txn *badger.Txn, prefix, from []byte, last uint64) (full bool, err error) {
+	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, Prefix: prefix})
+	defer it.Close()
+	if from == nil {
+		from = prefix
+	}
+	for it.Seek(from); it.ValidForPrefix(prefix); it.Next() {
+		e, err := detailEntry(it.Item())
+		if err != nil {
+			return false, err
+		}
+		if e.Seq > last {
+			return false, nil
+		}
+		if c.add(&e) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // readEntry loads the detail an index key points at.

@@ -26,8 +26,8 @@
 // committed, sends the batch again. The head keeps, per region, the high-water mark: the last
 // journal seq it applied. Apply reads it, skips the entries at or below it, refuses a batch
 // whose first new entry is not mark + 1 (ErrGap: the entries in between would be lost), and
-// writes the new totals, detail, GL leaves, clearing aggregates, window changes and the new mark
-// in one badger transaction with SyncWrites on. So an entry's effects land together with the mark
+// writes the new totals, detail, seq ranges, GL leaves, clearing aggregates, window changes and
+// the new mark in one badger transaction with SyncWrites on. So an entry's effects land together with the mark
 // that covers it or not at all, and once they landed the mark makes every later copy of that
 // entry a no-op. Every entry of a batch is checked before anything is written (sequence, amount
 // > 0, currency, accounts, kind, text fields ≤ 32 bytes, window; ErrBadBatch); a bad batch is
@@ -38,14 +38,20 @@
 //
 // # Detail and GL roll-up
 //
-// Every merged entry is stored whole (it has no PAN: a journal entry never has one) with three
-// index keys, so that Entries answers by window (and region), by the UTC date of the entry's Time
-// (and acquirer) and by RRN (and region) with one prefix scan each. The GL roll-up keeps, per
-// window, leaf totals keyed institution (the entry's Acquirer, field 32) → region → merchant (its
-// Merchant, field 42: the station or merchant; "" when none) → account → currency: each entry
-// adds to the leaf of its debit account and of its credit account. GL sums the leaves of one
+// Every merged entry is stored whole (it has no PAN: a journal entry never has one), under its
+// region and seq, with one index key when it has an RRN. Entries answers by RRN (and region) with
+// a prefix scan of that index. For windows and dates it needs no key per entry: per region and
+// window, and per region, UTC date of the entry's Time and acquirer, Apply keeps the first and last
+// seq it merged (widened once per batch, in the batch's transaction), and Entries scans the detail
+// between them, keeping only the entries that match (a region's windows and dates follow its seq
+// order but need not do so strictly: a late entry of a window still closing, a shard clock that
+// stepped back).
+//
+// The GL roll-up keeps, per window, leaf totals keyed institution (the entry's Acquirer, field
+// 32) → region → merchant (its Merchant, field 42: the station or merchant; "" when none) →
+// account → currency: each entry adds to the leaf of its debit account and of its credit account. GL sums the leaves of one
 // window to any level in one prefix scan. Entries with Window 0 (booked before windows existed)
-// count in window 1, in the GL, in clearing and in Entries' window index.
+// count in window 1, in the GL, in clearing and in Entries' window ranges.
 //
 // # Windows
 //
@@ -123,15 +129,24 @@
 //
 // # Storage layout
 //
+// This is layout 2, recorded in the l/ key when a directory is created. Open refuses (ErrLayout)
+// a directory of another layout, such as one of layout 1 (three index keys per entry: x/w by
+// window, x/d by date and acquirer, x/r by RRN; no l/ key), rather than misread it; the head does
+// not convert one.
+//
+//	l/                                       layout record (u32: 2)
 //	w/<len><region>                          high-water mark (u64)
 //	r/<len><region><currency BE u16>         the region's totals in one currency
 //	c/<len><region><account BE u64><currency BE u16>
 //	                                         an account's totals in one currency
 //	e/<len><region><seq BE u64>              detail: the entry (detail record)
-//	x/w<window BE u32><tail>                 index by window (0 stored as 1)
-//	x/d<date BE u32><len><acquirer><tail>    index by UTC date of Time and acquirer
-//	x/r<len><rrn><tail>                      index by RRN (entries with one)
-//	  tail = <len><region><seq BE u64><len>; index values are empty
+//	x/r<len><rrn><len><region><seq BE u64><len>
+//	                                         index by RRN (entries with one); the value is empty
+//	q/w<window BE u32><len><region>          first and last seq of the region's entries of the
+//	                                         window (0 stored as 1)
+//	q/d<date BE u32><len><acquirer><len><region>
+//	                                         first and last seq of the region's entries of the
+//	                                         acquirer whose Time falls on the UTC date
 //	g/<window BE u32><len><acquirer><len><region><len><merchant><account BE u64><currency BE u16>
 //	                                         GL leaf: a total
 //	k/<window BE u32><len><acquirer><len><merchant><currency BE u16><flow u8>
@@ -142,6 +157,6 @@
 //
 // Text keys have a one-byte length in front, so one region's prefix never runs into another's.
 // Values are versioned records with a CRC-32C as in package ledger (record.go, detail.go): totals,
-// marks and details binary; window and settlement records a JSON body between the version byte
-// and the CRC.
+// marks, seq ranges, the layout and details binary; window and settlement records a JSON body
+// between the version byte and the CRC.
 package head

@@ -50,7 +50,11 @@ type GLLine struct {
 
 // glKey is g/<window><len><acquirer><len><region><len><merchant><account BE u64><currency BE u16>.
 func glKey(window uint32, acquirer, region, merchant string, account uint64, currency uint16) []byte {
-	k := binary.BigEndian.AppendUint32([]byte(prefixGL), window)
+	return appendGLKey(nil, window, acquirer, region, merchant, account, currency)
+}
+
+func appendGLKey(dst []byte, window uint32, acquirer, region, merchant string, account uint64, currency uint16) []byte {
+	k := binary.BigEndian.AppendUint32(append(dst, prefixGL...), window)
 	k = appendStr(appendStr(appendStr(k, acquirer), region), merchant)
 	k = binary.BigEndian.AppendUint64(k, account)
 	return binary.BigEndian.AppendUint16(k, currency)
@@ -163,15 +167,18 @@ func (h *Head) GL(window uint32, level Level) ([]GLLine, error) {
 }
 
 // totals caches the totals one Apply or Settle reads and writes, so each is read and written
-// once per transaction.
+// once per transaction. A caller that builds its keys by appending to key (empty, with room)
+// allocates nothing for a total already loaded: load keeps the room for the next key.
 type totals struct {
 	txn *badger.Txn
 	m   map[string]*Total
+	key []byte // scratch for the caller's keys, length 0
 }
 
 func newTotals(txn *badger.Txn) *totals { return &totals{txn: txn, m: make(map[string]*Total)} }
 
 func (ts *totals) load(key []byte, currency uint16) (*Total, error) {
+	ts.key = key[:0]
 	if t, ok := ts.m[string(key)]; ok {
 		return t, nil
 	}
@@ -193,9 +200,51 @@ func (ts *totals) load(key []byte, currency uint16) (*Total, error) {
 	return t, nil
 }
 
-func (ts *totals) write() error {
+func (ts *totals) write(b *batch) error {
 	for k, t := range ts.m {
-		if err := ts.txn.Set([]byte(k), appendTotal(nil, t)); err != nil {
+		if err := b.set(append(b.take(len(k)), k...), appendTotal(b.take(totalSize), t)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ranges caches the seq ranges (q/ keys) one Apply widens, so each is read and written once per
+// batch; its keys are built as totals' are.
+type ranges struct {
+	txn *badger.Txn
+	m   map[string]*seqRange
+	key []byte // scratch for the caller's keys, length 0
+}
+
+func newRanges(txn *badger.Txn) *ranges { return &ranges{txn: txn, m: make(map[string]*seqRange)} }
+
+func (rs *ranges) load(key []byte) (*seqRange, error) {
+	rs.key = key[:0]
+	if r, ok := rs.m[string(key)]; ok {
+		return r, nil
+	}
+	r := new(seqRange)
+	item, err := rs.txn.Get(key)
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		if err := item.Value(func(v []byte) error {
+			*r, err = decodeRange(v)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+	}
+	rs.m[string(key)] = r
+	return r, nil
+}
+
+func (rs *ranges) write(b *batch) error {
+	for k, r := range rs.m {
+		if err := b.set(append(b.take(len(k)), k...), appendRange(b.take(rangeSize), r)); err != nil {
 			return err
 		}
 	}

@@ -33,9 +33,17 @@ var ErrBadBatch = errors.New("head: bad batch")
 // or rewritten). Nothing of the batch is written; an operator must look.
 var ErrDiverged = errors.New("head: shard journal differs from what was merged")
 
+// ErrLayout is returned by Open for a directory that holds another key layout than this head
+// reads (see Storage layout in the package documentation), such as one written before the
+// layout record existed. The head does not convert one: merge the shards' journals into a new
+// directory.
+var ErrLayout = errors.New("head: storage layout")
+
 // MaxBatch is the most entries Apply takes at once; Pull reads pages of at most this many. It keeps
-// one batch's badger transaction (at most 9 keys per entry: detail, three index keys, two
-// account totals, two GL leaves, one clearing aggregate) below badger's size limit.
+// one batch's badger transaction (at most 10 keys per entry: detail, RRN index key, two account
+// totals, two GL leaves, one clearing aggregate, and at worst a region total, a window's and a
+// date's seq range each; in practice those last three are a few per batch) below badger's size
+// limit.
 const MaxBatch = 4096
 
 const (
@@ -121,6 +129,10 @@ func Open(o Options) (*Head, error) {
 	}
 	h := &Head{log: log, db: db, high: make(map[string]uint64), caught: make(map[string]time.Time), clock: o.Clock,
 		regions: append([]string(nil), o.Regions...), windows: make(map[uint32]*Window)}
+	if err := h.checkLayout(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("head: open %s: %w", o.Dir, err)
+	}
 	if err := h.loadHighWater(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("head: open %s: %w", o.Dir, err)
@@ -144,6 +156,37 @@ func Open(o Options) (*Head, error) {
 // 32 MiB memtable's transaction limit (15 %: about 4.8 MiB and 50 000 keys).
 func badgerOptions(dir string, log *slog.Logger) badger.Options {
 	return durable.Options(dir, durable.Sizes{MemTable: 32 << 20, ValueLogFile: 64 << 20, BlockCache: 16 << 20}, log)
+}
+
+// rebuild is what an operator can do about a directory of another layout.
+const rebuild = ": move the directory away and start again to merge the shards' journals anew (its windows and settlements stay in the old directory)"
+
+// checkLayout refuses a directory of another key layout, and marks an empty one with this one.
+func (h *Head) checkLayout() error {
+	return h.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(prefixLayout))
+		if err == nil {
+			var n uint32
+			if err := item.Value(func(v []byte) error { n, err = decodeLayout(v); return err }); err != nil {
+				return err
+			}
+			if n != layout {
+				return fmt.Errorf("%w %d, this head reads %d%s", ErrLayout, n, layout, rebuild)
+			}
+			return nil
+		}
+		if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{})
+		it.Rewind()
+		used := it.Valid()
+		it.Close()
+		if used {
+			return fmt.Errorf("%w 1 (no layout record), this head reads %d%s", ErrLayout, layout, rebuild)
+		}
+		return txn.Set([]byte(prefixLayout), appendLayout(nil, layout))
+	})
 }
 
 func (h *Head) loadHighWater() error {
@@ -391,30 +434,45 @@ func effect(t *ledger.Transfer) (posts, pends int64, ok bool) {
 }
 
 // post adds the entries to the region's and the accounts' totals, stores their detail, adds
-// them to their windows' GL leaves and clearing aggregates, and moves the high-water mark to the
-// last of them, all inside txn. Each total is read once and written once per batch.
+// them to their windows' GL leaves and clearing aggregates and to the seq ranges Entries scans,
+// and moves the high-water mark to the last of them, all inside txn. Each total and range is read
+// once and written once per batch; the keys and values come from one arena (batch).
 func (h *Head) post(txn *badger.Txn, region string, entries []ledger.Transfer) error {
-	ts := newTotals(txn)
-	kinds := make(map[uint64]ledger.Kind, len(entries)) // this batch's entries, for reversals
+	size := 0
 	for i := range entries {
 		e := &entries[i]
-		kinds[e.Seq] = e.Kind
+		size += detailKeyLen(region) + detailLen(e)
+		if e.RRN != "" {
+			size += rrnIndexKeyLen(e.RRN, region)
+		}
+	}
+	b := newBatch(txn, size+8192, 2*len(entries)+64) // the slack: totals, ranges and the mark
+	ts, rs := newTotals(txn), newRanges(txn)
+	for i := range entries {
+		e := &entries[i]
 		posts, pends, _ := effect(e) // checkBatch has vetted the kind
 		w := effWindow(e)
-		keys := [...][]byte{
-			regionKey(region, e.Currency),
-			accountKey(region, e.Debit, e.Currency), accountKey(region, e.Credit, e.Currency),
-			glKey(w, e.Acquirer, region, e.Merchant, e.Debit, e.Currency),
-			glKey(w, e.Acquirer, region, e.Merchant, e.Credit, e.Currency),
+		// The five totals it adds to: the region's, its two accounts' and its two GL leaves.
+		r, err := ts.load(appendRegionKey(ts.key, region, e.Currency), e.Currency)
+		if err != nil {
+			return err
 		}
-		var t [len(keys)]*Total
-		for i, k := range keys {
-			var err error
-			if t[i], err = ts.load(k, e.Currency); err != nil {
-				return err
-			}
+		d, err := ts.load(appendAccountKey(ts.key, region, e.Debit, e.Currency), e.Currency)
+		if err != nil {
+			return err
 		}
-		r, d, c, gd, gc := t[0], t[1], t[2], t[3], t[4]
+		c, err := ts.load(appendAccountKey(ts.key, region, e.Credit, e.Currency), e.Currency)
+		if err != nil {
+			return err
+		}
+		gd, err := ts.load(appendGLKey(ts.key, w, e.Acquirer, region, e.Merchant, e.Debit, e.Currency), e.Currency)
+		if err != nil {
+			return err
+		}
+		gc, err := ts.load(appendGLKey(ts.key, w, e.Acquirer, region, e.Merchant, e.Credit, e.Currency), e.Currency)
+		if err != nil {
+			return err
+		}
 		ok := add(&r.Debits, posts) && add(&r.Credits, posts) &&
 			add(&r.DebitsPending, pends) && add(&r.CreditsPending, pends) &&
 			add(&d.Debits, posts) && add(&d.DebitsPending, pends) &&
@@ -429,10 +487,10 @@ func (h *Head) post(txn *badger.Txn, region string, entries []ledger.Transfer) e
 		c.Entries++
 		gd.Entries++
 		gc.Entries++
-		if f, err := h.flowOf(txn, region, e, kinds); err != nil {
+		if f, err := h.flowOf(txn, region, e, entries); err != nil {
 			return err
 		} else if f != 0 {
-			a, err := ts.load(clearingKey(w, e.Acquirer, e.Merchant, e.Currency, f), e.Currency)
+			a, err := ts.load(appendClearingKey(ts.key, w, e.Acquirer, e.Merchant, e.Currency, f), e.Currency)
 			if err != nil {
 				return err
 			}
@@ -441,14 +499,27 @@ func (h *Head) post(txn *badger.Txn, region string, entries []ledger.Transfer) e
 			}
 			a.Entries++
 		}
-		if err := putDetail(txn, region, e); err != nil {
+		ws, err := rs.load(windowSeqsKey(rs.key, w, region))
+		if err != nil {
+			return err
+		}
+		ws.widen(e.Seq)
+		ds, err := rs.load(dateSeqsKey(rs.key, dateOf(e.Time), e.Acquirer, true, region))
+		if err != nil {
+			return err
+		}
+		ds.widen(e.Seq)
+		if err := putDetail(b, region, e); err != nil {
 			return err
 		}
 	}
-	if err := ts.write(); err != nil {
+	if err := ts.write(b); err != nil {
 		return err
 	}
-	return txn.Set(highWaterKey(region), appendHighWater(nil, entries[len(entries)-1].Seq))
+	if err := rs.write(b); err != nil {
+		return err
+	}
+	return b.set(highWaterKey(region), appendHighWater(nil, entries[len(entries)-1].Seq))
 }
 
 // add adds d to *v unless that overflows.

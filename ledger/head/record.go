@@ -21,13 +21,16 @@ import (
 //
 //	high-water v1  seq (u64)
 //	total      v1  debits, credits, debits pending, credits pending (int64 each), entries (u64)
+//	range      v1  first seq, last seq (u64 each)
+//	layout     v1  layout number (u32)
 const (
+	prefixLayout     = "l/" // l/ → layout record: which key layout the directory holds
 	prefixHighWater  = "w/"
 	prefixRegion     = "r/"
 	prefixAccount    = "c/"
 	prefixDetail     = "e/"  // e/<len><region><seq BE u64> → detail record
-	prefixByWindow   = "x/w" // x/w<window BE u32><tail> → empty
-	prefixByDate     = "x/d" // x/d<date BE u32><len><acquirer><tail> → empty
+	prefixWindowSeqs = "q/w" // q/w<window BE u32><len><region> → range of the window's seqs
+	prefixDateSeqs   = "q/d" // q/d<date BE u32><len><acquirer><len><region> → range of the date's seqs
 	prefixByRRN      = "x/r" // x/r<len><rrn><tail> → empty
 	prefixGL         = "g/"  // g/<window BE u32><len><acquirer><len><region><len><merchant><account BE u64><currency BE u16> → total
 	prefixClearing   = "k/"  // k/<window BE u32><len><acquirer><len><merchant><currency BE u16><flow u8> → total (Debits = gross, Entries = count)
@@ -41,7 +44,14 @@ const (
 	crcSize       = 4
 	highWaterSize = 1 + 8 + crcSize
 	totalSize     = 1 + 5*8 + crcSize
+	rangeSize     = 1 + 2*8 + crcSize
+	layoutSize    = 1 + 4 + crcSize
 )
+
+// layout is the key layout this code reads and writes, kept in the l/ record. Layout 1 (no l/
+// record) kept three index keys per entry; 2 keeps one (RRN) and a seq range per region and
+// window and per region, date and acquirer.
+const layout = 2
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -57,8 +67,10 @@ func appendRegion(dst []byte, prefix, region string) []byte {
 
 func highWaterKey(region string) []byte { return appendRegion(nil, prefixHighWater, region) }
 
-func regionKey(region string, currency uint16) []byte {
-	return binary.BigEndian.AppendUint16(appendRegion(nil, prefixRegion, region), currency)
+func regionKey(region string, currency uint16) []byte { return appendRegionKey(nil, region, currency) }
+
+func appendRegionKey(dst []byte, region string, currency uint16) []byte {
+	return binary.BigEndian.AppendUint16(appendRegion(dst, prefixRegion, region), currency)
 }
 
 func accountPrefix(region string, account uint64) []byte {
@@ -66,7 +78,12 @@ func accountPrefix(region string, account uint64) []byte {
 }
 
 func accountKey(region string, account uint64, currency uint16) []byte {
-	return binary.BigEndian.AppendUint16(accountPrefix(region, account), currency)
+	return appendAccountKey(nil, region, account, currency)
+}
+
+func appendAccountKey(dst []byte, region string, account uint64, currency uint16) []byte {
+	dst = binary.BigEndian.AppendUint64(appendRegion(dst, prefixAccount, region), account)
+	return binary.BigEndian.AppendUint16(dst, currency)
 }
 
 // regionOfHighWater returns the region a w/ key names.
@@ -140,4 +157,52 @@ func decodeTotal(b []byte, currency uint16) (Total, error) {
 		return Total{}, corrupt("total", fmt.Sprintf("negative posted amounts %d, %d", t.Debits, t.Credits))
 	}
 	return t, nil
+}
+
+// seqRange is the first and last seq of the entries of one region under a q/ key: a window's, or
+// a UTC date's of one acquirer. Other entries may lie between them (windows and dates need not
+// be strictly ordered in seq); a reader filters.
+type seqRange struct{ first, last uint64 }
+
+// widen makes r cover seq.
+func (r *seqRange) widen(seq uint64) {
+	if r.first == 0 || seq < r.first {
+		r.first = seq
+	}
+	r.last = max(r.last, seq)
+}
+
+func appendRange(dst []byte, r *seqRange) []byte {
+	start := len(dst)
+	dst = append(dst, recordV1)
+	dst = binary.BigEndian.AppendUint64(dst, r.first)
+	dst = binary.BigEndian.AppendUint64(dst, r.last)
+	return seal(dst, start)
+}
+
+func decodeRange(b []byte) (seqRange, error) {
+	p, err := unseal("seq range", b, rangeSize)
+	if err != nil {
+		return seqRange{}, err
+	}
+	r := seqRange{first: binary.BigEndian.Uint64(p), last: binary.BigEndian.Uint64(p[8:])}
+	if r.first == 0 || r.first > r.last {
+		return seqRange{}, corrupt("seq range", fmt.Sprintf("%d..%d", r.first, r.last))
+	}
+	return r, nil
+}
+
+func appendLayout(dst []byte, n uint32) []byte {
+	start := len(dst)
+	dst = append(dst, recordV1)
+	dst = binary.BigEndian.AppendUint32(dst, n)
+	return seal(dst, start)
+}
+
+func decodeLayout(b []byte) (uint32, error) {
+	p, err := unseal("layout", b, layoutSize)
+	if err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint32(p), nil
 }

@@ -3,8 +3,11 @@ package head
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"reflect"
 	"testing"
+
+	"github.com/dgraph-io/badger/v4"
 
 	"github.com/junction-switch/junction/ledger"
 )
@@ -26,9 +29,15 @@ func TestDetailAndKeysRoundTrip(t *testing.T) {
 	if _, err := decodeDetail(b); !errors.Is(err, errCorrupt) {
 		t.Fatalf("flipped bit: %v, want errCorrupt", err)
 	}
-	k := appendTail(dateIndexPrefix(20260301, "1001", true), "beijing", 42)
-	if r, seq, err := tailOf(k, len(prefixByDate)); err != nil || r != "beijing" || seq != 42 {
+	k := appendTail(rrnIndexPrefix("RRN1", ""), "beijing", 42)
+	if r, seq, err := tailOf(k, len(prefixByRRN)); err != nil || r != "beijing" || seq != 42 {
 		t.Fatalf("tailOf: %q %d %v", r, seq, err)
+	}
+	for k, acq := range map[string]string{string(windowSeqsKey(nil, 3, "beijing")): "",
+		string(dateSeqsKey(nil, 20260301, "1001", true, "beijing")): "1001", string(dateSeqsKey(nil, 20260301, "", true, "beijing")): ""} {
+		if a, r, err := parseSeqsKey([]byte(k)); err != nil || a != acq || r != "beijing" {
+			t.Fatalf("parseSeqsKey(%q): %q %q %v", k, a, r, err)
+		}
 	}
 	l, err := parseGLKey(glKey(3, "1001", "beijing", "M1", 1001, 156))
 	if err != nil || l.Window != 3 || l.Institution != "1001" || l.Region != "beijing" || l.Merchant != "M1" ||
@@ -54,6 +63,15 @@ func TestRecordsRoundTrip(t *testing.T) {
 	}
 	if seq, err := decodeHighWater(appendHighWater(nil, 1<<50)); err != nil || seq != 1<<50 {
 		t.Fatalf("high-water: %d, %v", seq, err)
+	}
+	if r, err := decodeRange(appendRange(nil, &seqRange{first: 3, last: 1 << 40})); err != nil || r != (seqRange{3, 1 << 40}) {
+		t.Fatalf("seq range: %+v, %v", r, err)
+	}
+	if _, err := decodeRange(appendRange(nil, &seqRange{first: 5, last: 4})); !errors.Is(err, errCorrupt) {
+		t.Fatalf("seq range 5..4: %v, want errCorrupt", err)
+	}
+	if n, err := decodeLayout(appendLayout(nil, layout)); err != nil || n != layout {
+		t.Fatalf("layout: %d, %v", n, err)
 	}
 	b := appendTotal(nil, &want)
 	b[3] ^= 1
@@ -97,6 +115,52 @@ func FuzzDecode(f *testing.F) {
 		}
 		if len(b) >= len(prefixHighWater) {
 			regionOfHighWater(append([]byte(prefixHighWater), b[len(prefixHighWater):]...))
+		}
+	})
+}
+
+func TestOpenRefusesAnotherLayout(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for name, keys := range map[string]map[string][]byte{
+		"the first layout (no layout record)": {"w/\x07beijing": appendHighWater(nil, 9)},
+		"a later layout":                      {prefixLayout: appendLayout(nil, layout+1)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			db, err := badger.Open(badgerOptions(dir, log))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = db.Update(func(txn *badger.Txn) error {
+				for k, v := range keys {
+					if err := txn.Set([]byte(k), v); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if cerr := db.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h, err := Open(Options{Dir: dir, Logger: log}); !errors.Is(err, ErrLayout) {
+				if h != nil {
+					h.Close()
+				}
+				t.Fatalf("Open: %v, want ErrLayout", err)
+			}
+		})
+	}
+	t.Run("a new directory gets the layout record and opens again", func(t *testing.T) {
+		dir := t.TempDir()
+		for range 2 {
+			h, err := Open(Options{Dir: dir, Logger: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Close()
 		}
 	})
 }
