@@ -300,11 +300,11 @@ func (h *Head) settle(n uint32, c *Clearing) (Settlement, bool, error) {
 			if p.Fees == 0 {
 				continue
 			}
-			inst, err := ts.load(headGLKey(InstitutionAccount(p.ID), p.Currency), p.Currency)
+			inst, err := ts.load(headGLKey(InstitutionAccount(p.ID), p.Currency), Total{Currency: p.Currency})
 			if err != nil {
 				return err
 			}
-			fee, err := ts.load(headGLKey(FeeIncome, p.Currency), p.Currency)
+			fee, err := ts.load(headGLKey(FeeIncome, p.Currency), Total{Currency: p.Currency})
 			if err != nil {
 				return err
 			}

@@ -166,87 +166,66 @@ func (h *Head) GL(window uint32, level Level) ([]GLLine, error) {
 	return out, nil
 }
 
-// totals caches the totals one Apply or Settle reads and writes, so each is read and written
-// once per transaction. A caller that builds its keys by appending to key (empty, with room)
-// allocates nothing for a total already loaded: load keeps the room for the next key.
-type totals struct {
-	txn *badger.Txn
-	m   map[string]*Total
-	key []byte // scratch for the caller's keys, length 0
+// cache holds the records of one kind (totals, seq ranges) that one Apply or Settle reads and
+// writes, so that each is read once and written once per transaction. A caller that builds its
+// keys by appending to key (empty, with room) allocates nothing for a record already loaded:
+// load keeps the room for the next key.
+type cache[T any] struct {
+	txn    *badger.Txn
+	m      map[string]*T
+	key    []byte // scratch for the caller's keys, length 0
+	decode func(v []byte, zero T) (T, error)
+	encode func(dst []byte, t *T) []byte
+	size   int // encoded size of one record
 }
 
-func newTotals(txn *badger.Txn) *totals { return &totals{txn: txn, m: make(map[string]*Total)} }
-
-func (ts *totals) load(key []byte, currency uint16) (*Total, error) {
-	ts.key = key[:0]
-	if t, ok := ts.m[string(key)]; ok {
+// load returns the record under key: the cached one, the stored one, or zero when there is none.
+func (c *cache[T]) load(key []byte, zero T) (*T, error) {
+	c.key = key[:0]
+	if t, ok := c.m[string(key)]; ok {
 		return t, nil
 	}
-	t := &Total{Currency: currency}
-	item, err := ts.txn.Get(key)
+	t := new(T)
+	*t = zero
+	item, err := c.txn.Get(key)
 	switch {
 	case errors.Is(err, badger.ErrKeyNotFound):
 	case err != nil:
 		return nil, err
 	default:
 		if err := item.Value(func(v []byte) error {
-			*t, err = decodeTotal(v, currency)
+			*t, err = c.decode(v, zero)
 			return err
 		}); err != nil {
 			return nil, err
 		}
 	}
-	ts.m[string(key)] = t
+	c.m[string(key)] = t
 	return t, nil
 }
 
-func (ts *totals) write(b *batch) error {
-	for k, t := range ts.m {
-		if err := b.set(append(b.take(len(k)), k...), appendTotal(b.take(totalSize), t)); err != nil {
+// write sets every loaded record in b.
+func (c *cache[T]) write(b *batch) error {
+	for k, t := range c.m {
+		if err := b.set(append(b.take(len(k)), k...), c.encode(b.take(c.size), t)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// ranges caches the seq ranges (q/ keys) one Apply widens, so each is read and written once per
-// batch; its keys are built as totals' are.
-type ranges struct {
-	txn *badger.Txn
-	m   map[string]*seqRange
-	key []byte // scratch for the caller's keys, length 0
+// totals caches totals; a total's currency comes from its caller (load's zero).
+type totals = cache[Total]
+
+func newTotals(txn *badger.Txn) *totals {
+	return &totals{txn: txn, m: make(map[string]*Total), size: totalSize, encode: appendTotal,
+		decode: func(v []byte, zero Total) (Total, error) { return decodeTotal(v, zero.Currency) }}
 }
 
-func newRanges(txn *badger.Txn) *ranges { return &ranges{txn: txn, m: make(map[string]*seqRange)} }
+// ranges caches the seq ranges (q/ keys) one Apply widens.
+type ranges = cache[seqRange]
 
-func (rs *ranges) load(key []byte) (*seqRange, error) {
-	rs.key = key[:0]
-	if r, ok := rs.m[string(key)]; ok {
-		return r, nil
-	}
-	r := new(seqRange)
-	item, err := rs.txn.Get(key)
-	switch {
-	case errors.Is(err, badger.ErrKeyNotFound):
-	case err != nil:
-		return nil, err
-	default:
-		if err := item.Value(func(v []byte) error {
-			*r, err = decodeRange(v)
-			return err
-		}); err != nil {
-			return nil, err
-		}
-	}
-	rs.m[string(key)] = r
-	return r, nil
-}
-
-func (rs *ranges) write(b *batch) error {
-	for k, r := range rs.m {
-		if err := b.set(append(b.take(len(k)), k...), appendRange(b.take(rangeSize), r)); err != nil {
-			return err
-		}
-	}
-	return nil
+func newRanges(txn *badger.Txn) *ranges {
+	return &ranges{txn: txn, m: make(map[string]*seqRange), size: rangeSize, encode: appendRange,
+		decode: func(v []byte, _ seqRange) (seqRange, error) { return decodeRange(v) }}
 }

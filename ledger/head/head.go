@@ -453,23 +453,23 @@ func (h *Head) post(txn *badger.Txn, region string, entries []ledger.Transfer) e
 		posts, pends, _ := effect(e) // checkBatch has vetted the kind
 		w := effWindow(e)
 		// The five totals it adds to: the region's, its two accounts' and its two GL leaves.
-		r, err := ts.load(appendRegionKey(ts.key, region, e.Currency), e.Currency)
+		r, err := ts.load(appendRegionKey(ts.key, region, e.Currency), Total{Currency: e.Currency})
 		if err != nil {
 			return err
 		}
-		d, err := ts.load(appendAccountKey(ts.key, region, e.Debit, e.Currency), e.Currency)
+		d, err := ts.load(appendAccountKey(ts.key, region, e.Debit, e.Currency), Total{Currency: e.Currency})
 		if err != nil {
 			return err
 		}
-		c, err := ts.load(appendAccountKey(ts.key, region, e.Credit, e.Currency), e.Currency)
+		c, err := ts.load(appendAccountKey(ts.key, region, e.Credit, e.Currency), Total{Currency: e.Currency})
 		if err != nil {
 			return err
 		}
-		gd, err := ts.load(appendGLKey(ts.key, w, e.Acquirer, region, e.Merchant, e.Debit, e.Currency), e.Currency)
+		gd, err := ts.load(appendGLKey(ts.key, w, e.Acquirer, region, e.Merchant, e.Debit, e.Currency), Total{Currency: e.Currency})
 		if err != nil {
 			return err
 		}
-		gc, err := ts.load(appendGLKey(ts.key, w, e.Acquirer, region, e.Merchant, e.Credit, e.Currency), e.Currency)
+		gc, err := ts.load(appendGLKey(ts.key, w, e.Acquirer, region, e.Merchant, e.Credit, e.Currency), Total{Currency: e.Currency})
 		if err != nil {
 			return err
 		}
@@ -490,7 +490,7 @@ func (h *Head) post(txn *badger.Txn, region string, entries []ledger.Transfer) e
 		if f, err := h.flowOf(txn, region, e, entries); err != nil {
 			return err
 		} else if f != 0 {
-			a, err := ts.load(appendClearingKey(ts.key, w, e.Acquirer, e.Merchant, e.Currency, f), e.Currency)
+			a, err := ts.load(appendClearingKey(ts.key, w, e.Acquirer, e.Merchant, e.Currency, f), Total{Currency: e.Currency})
 			if err != nil {
 				return err
 			}
@@ -499,12 +499,12 @@ func (h *Head) post(txn *badger.Txn, region string, entries []ledger.Transfer) e
 			}
 			a.Entries++
 		}
-		ws, err := rs.load(windowSeqsKey(rs.key, w, region))
+		ws, err := rs.load(windowSeqsKey(rs.key, w, region), seqRange{})
 		if err != nil {
 			return err
 		}
 		ws.widen(e.Seq)
-		ds, err := rs.load(dateSeqsKey(rs.key, dateOf(e.Time), e.Acquirer, true, region))
+		ds, err := rs.load(dateSeqsKey(rs.key, dateOf(e.Time), e.Acquirer, true, region), seqRange{})
 		if err != nil {
 			return err
 		}
