@@ -189,6 +189,7 @@ func TestHeadLedger(t *testing.T) {
 		t.Errorf("settlement file %s lacks the POS acquirer's 299.36:\n%s", set.Files[0], file)
 	}
 	post(t, base+"/admin/head/settle?window=2", nil, http.StatusUnprocessableEntity, nil) // still open
+	post(t, base+"/admin/head/cutover?date=20200101", nil, http.StatusUnprocessableEntity, nil) // before the open window's date
 
 	// T+1: the partner bank's file (SDDL → acquirer 10000004) for 20 November. 202 differs by
 	// 6.00, 203 only the partner has (7.00 debited), 204 only we have (12.00), 205 is refunded

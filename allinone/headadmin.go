@@ -106,10 +106,23 @@ func (n *Node) headCutover(w http.ResponseWriter, r *http.Request) {
 	}
 	closing, err := n.head.cutover(r.Context(), uint32(date))
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		http.Error(w, err.Error(), headStatusOf(err))
 		return
 	}
 	writeJSON(w, viewWindow(closing))
+}
+
+// headStatusOf is the HTTP status of a head ledger error: 422 for a request the head refuses
+// (a window in the wrong state, a date before the open window's, a bad clearing), 503 while
+// the head is closed, 500 for the rest (storage).
+func headStatusOf(err error) int {
+	switch {
+	case errors.Is(err, head.ErrWindow), errors.Is(err, head.ErrClearing):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, head.ErrClosed):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }
 
 type amountView struct {
@@ -230,7 +243,7 @@ func (n *Node) headSettle(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := n.head.h.Settle(uint32(window), n.head.clearing)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		http.Error(w, err.Error(), headStatusOf(err))
 		return
 	}
 	writeJSON(w, struct {

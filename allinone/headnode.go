@@ -163,6 +163,10 @@ func (hs HeadSettings) clearing(out string) (head.Clearing, error) {
 	return c, nil
 }
 
+// resumeTimeout bounds how long a source is asked for a cutover point it
+// owes: every cutover waits meanwhile.
+const resumeTimeout = 5 * time.Second
+
 // run merges every source on a goroutine of its own, so that a region
 // whose journal service is slow or down holds up no other region's merge,
 // and runs the scheduled cutovers.
@@ -206,7 +210,10 @@ func (hn *headNode) merge(ctx context.Context, src head.Source, poke <-chan stru
 			hn.log.Info("merge recovered", "region", region)
 		}
 		if failing = err != nil; !failing {
-			err := hn.h.Resume(ctx, []head.Source{src})
+			// Bounded: the head's cutovers wait while a source is asked.
+			rctx, cancel := context.WithTimeout(ctx, resumeTimeout)
+			err := hn.h.Resume(rctx, []head.Source{src})
+			cancel()
 			if ctx.Err() != nil {
 				return
 			}
