@@ -434,8 +434,8 @@ func parseClearingKey(k []byte) (acq, merchant string, currency uint16, f flow, 
 		if len(p) < 1 || len(p) < 1+int(p[0]) {
 			return "", "", 0, 0, corrupt("clearing key", "text runs past the end")
 		}
-		*s = string(p[1 : 1+p[0]])
-		p = p[1+p[0]:]
+		*s = string(p[1 : 1+int(p[0])])
+		p = p[1+int(p[0]):]
 	}
 	if len(p) != 3 {
 		return "", "", 0, 0, corrupt("clearing key", fmt.Sprintf("%d bytes after the text, want 3", len(p)))

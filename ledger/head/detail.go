@@ -111,7 +111,7 @@ func parseSeqsKey(k []byte) (acquirer, region string, err error) {
 		if len(p) < 1 || len(p) < 1+int(p[0]) {
 			return "", "", corrupt("seq range key", "acquirer runs past the end")
 		}
-		acquirer, p = string(p[1:1+p[0]]), p[1+p[0]:]
+		acquirer, p = string(p[1:1+int(p[0])]), p[1+int(p[0]):]
 	}
 	if len(p) < 2 || int(p[0]) != len(p)-1 {
 		return "", "", corrupt("seq range key", fmt.Sprintf("%d bytes of region", len(p)))
@@ -189,8 +189,8 @@ func decodeDetail(b []byte) (ledger.Transfer, error) {
 		if len(p) < 1 || len(p) < 1+int(p[0]) {
 			return ledger.Transfer{}, corrupt("detail", "text field runs past the end")
 		}
-		*s = string(p[1 : 1+p[0]])
-		p = p[1+p[0]:]
+		*s = string(p[1 : 1+int(p[0])])
+		p = p[1+int(p[0]):]
 	}
 	if len(p) != 0 {
 		return ledger.Transfer{}, corrupt("detail", fmt.Sprintf("%d bytes left over", len(p)))
@@ -357,7 +357,7 @@ func detailEntry(item *badger.Item) (Entry, error) {
 	if len(p) < 9 || int(p[0]) != len(p)-9 {
 		return Entry{}, corrupt("detail key", fmt.Sprintf("%d bytes after the prefix", len(p)))
 	}
-	e := Entry{Region: string(p[1 : 1+p[0]])}
+	e := Entry{Region: string(p[1 : 1+int(p[0])])}
 	err := item.Value(func(v []byte) error {
 		var err error
 		e.Transfer, err = decodeDetail(v)

@@ -73,8 +73,8 @@ func parseGLKey(k []byte) (GLLine, error) {
 		if len(p) < 1 || len(p) < 1+int(p[0]) {
 			return l, corrupt("GL key", "text runs past the end")
 		}
-		*s = string(p[1 : 1+p[0]])
-		p = p[1+p[0]:]
+		*s = string(p[1 : 1+int(p[0])])
+		p = p[1+int(p[0]):]
 	}
 	if len(p) != 10 {
 		return l, corrupt("GL key", fmt.Sprintf("%d bytes after the text, want 10", len(p)))

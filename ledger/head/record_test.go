@@ -110,6 +110,8 @@ func FuzzDecode(f *testing.F) {
 		decodeJSON("window", b, &w)
 		tailOf(b, 0)
 		parseGLKey(append([]byte(prefixGL), b...))
+		parseSeqsKey(append([]byte(prefixWindowSeqs), b...))
+		parseSeqsKey(append([]byte(prefixDateSeqs), b...))
 		if len(b) >= 4 {
 			parseClearingKey(append([]byte(prefixClearing), b...))
 		}
