@@ -188,7 +188,7 @@ func TestHeadLedger(t *testing.T) {
 	if !strings.Contains(string(file), "10000001") || !strings.Contains(string(file), "299.36") {
 		t.Errorf("settlement file %s lacks the POS acquirer's 299.36:\n%s", set.Files[0], file)
 	}
-	post(t, base+"/admin/head/settle?window=2", nil, http.StatusUnprocessableEntity, nil) // still open
+	post(t, base+"/admin/head/settle?window=2", nil, http.StatusUnprocessableEntity, nil)       // still open
 	post(t, base+"/admin/head/cutover?date=20200101", nil, http.StatusUnprocessableEntity, nil) // before the open window's date
 
 	// T+1: the partner bank's file (SDDL → acquirer 10000004) for 20 November. 202 differs by
