@@ -37,7 +37,13 @@ func testConfig(dir string) allinone.Config {
 
 func start(t *testing.T, cfg allinone.Config) *allinone.Node {
 	t.Helper()
-	n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return startLogging(t, cfg, io.Discard)
+}
+
+// startLogging is start with the node's log written to logs.
+func startLogging(t *testing.T, cfg allinone.Config, logs io.Writer) *allinone.Node {
+	t.Helper()
+	n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

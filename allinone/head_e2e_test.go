@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -309,15 +308,7 @@ func TestHeadRemoteJournalDown(t *testing.T) {
 		cfg.Head.Cutover = nil
 		cfg.Regions[1].Remote = &allinone.Remote{Listen: freeAddr(t), Journal: journal.Addr().String()}
 		logs := &logBuffer{}
-		n, err := allinone.Start(cfg, slog.New(slog.NewTextHandler(logs, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			n.Shutdown(ctx)
-		})
+		n := startLogging(t, cfg, logs)
 		serve(cfg)
 		return n, cfg, "http://" + n.HTTPAddr().String(), logs
 	}
